@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Module layout (../shared/DESIGN.md): a pure core (no NIO, no curses) that builds and tests
+// in seconds; NIO only in the transport, the resolvers and the test server; the CLI on top.
+let package = Package(
+    name: "grpctop",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "grpctop", targets: ["grpctop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // Targets, endpoints, events, Model.apply, LB policies, backoff, statistics. Pure.
+        .target(
+            name: "TopologyCore",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
+        // The instrumented HTTP/2 subchannel, gRPC framing, traffic driver, engine loop.
+        .target(
+            name: "TopologyTransport",
+            dependencies: [
+                "TopologyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // One file per resolver: static, file (later dns, kubernetes, etcd).
+        .target(
+            name: "TopologyResolvers",
+            dependencies: ["TopologyCore"]
+        ),
+        // `grpctop serve`: the test gRPC server (Greeter + Health) on swift-nio-http2.
+        .target(
+            name: "TopologyServer",
+            dependencies: [
+                "TopologyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "grpctop",
+            dependencies: [
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TopologyCore", "grpctop"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

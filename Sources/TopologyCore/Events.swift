@@ -1,0 +1,158 @@
+/// Milliseconds since the session started. The model's only notion of time: `Model.apply`
+/// never reads a clock, it takes the time stamped on each event.
+public typealias Millis = Int64
+
+/// Subchannel ids are handed out by the model (so a replay assigns the same ones).
+public typealias SubchannelID = Int
+
+/// One input of the model, stamped with the time the engine received it.
+public struct TimedEvent: Sendable, Codable {
+    public var at: Millis
+    public var event: Event
+
+    public init(at: Millis, _ event: Event) {
+        self.at = at
+        self.event = event
+    }
+}
+
+/// Everything the model consumes. Live runs, tests and replays feed the same events.
+public enum Event: Sendable, Codable {
+    /// The first event of every session: what is being watched and how.
+    case sessionStarted(SessionInfo)
+    /// A resolver produced a (possibly empty) set of endpoints.
+    case resolverUpdated(ResolverResult)
+    /// A resolver failed; the last good endpoints stay in use, as gRPC does.
+    case resolverFailed(ResolverFailure)
+    /// A resolver's own status changed (policy, TTL, next lookup, watch state…) without new endpoints.
+    case resolverStatus([String: String])
+    /// Something happened to one subchannel.
+    case subchannel(SubchannelID, SubchannelEvent)
+    /// The statistics collector's periodic tick (every `SessionInfo.tickMs`).
+    case stats(StatsTick)
+    /// The user (or a demo step) switched the load-balancing policy.
+    case policyChanged(LBPolicy)
+    /// The traffic rate or concurrency changed.
+    case trafficChanged(TrafficSetting)
+    /// A marker set by the user (`m`) or a scenario step.
+    case marker(String)
+    /// A line for the event log that is not tied to a subchannel (demo captions, notices, errors).
+    case notice(Notice)
+}
+
+public struct SessionInfo: Sendable, Codable, Equatable {
+    public var target: String
+    public var resolver: String
+    public var policy: LBPolicy
+    public var rpc: String
+    /// `nil`: backends are the endpoints themselves; otherwise the response header naming the backend.
+    public var identityHeader: String?
+    public var traffic: TrafficSetting
+    public var tickMs: Int
+    /// Wall-clock start, seconds since 1970.
+    public var startedAt: Double
+    public var host: String
+    public var version: String
+
+    public init(
+        target: String, resolver: String, policy: LBPolicy, rpc: String, identityHeader: String?,
+        traffic: TrafficSetting, tickMs: Int = 250, startedAt: Double, host: String, version: String
+    ) {
+        self.target = target
+        self.resolver = resolver
+        self.policy = policy
+        self.rpc = rpc
+        self.identityHeader = identityHeader
+        self.traffic = traffic
+        self.tickMs = tickMs
+        self.startedAt = startedAt
+        self.host = host
+        self.version = version
+    }
+}
+
+public enum TrafficSetting: Sendable, Codable, Equatable, CustomStringConvertible {
+    /// Open loop: this many RPCs a second, whatever the latency.
+    case rate(Double)
+    /// Closed loop: this many RPCs in flight at all times.
+    case concurrency(Int)
+
+    public var description: String {
+        switch self {
+        case .rate(let r): r == r.rounded() ? "\(Int(r)) rps" : "\(r) rps"
+        case .concurrency(let c): "\(c) in flight"
+        }
+    }
+
+    /// `+` / `-` in the UI: ×2 or ÷2, never below 1 (or 0.25 rps).
+    public func scaled(up: Bool) -> TrafficSetting {
+        switch self {
+        case .rate(let r): .rate(up ? min(r * 2, 1_000_000) : max(r / 2, 0.25))
+        case .concurrency(let c): .concurrency(up ? min(c * 2, 100_000) : max(c / 2, 1))
+        }
+    }
+}
+
+public struct ResolverResult: Sendable, Codable, Equatable {
+    public var endpoints: [Endpoint]
+    /// Resolver-specific status to show (policy, TTL, last answer, next lookup, watch state…).
+    public var info: [String: String]
+
+    public init(endpoints: [Endpoint], info: [String: String] = [:]) {
+        self.endpoints = endpoints
+        self.info = info
+    }
+}
+
+public struct ResolverFailure: Sendable, Codable, Equatable {
+    public var message: String
+    public var info: [String: String]
+    public init(message: String, info: [String: String] = [:]) {
+        self.message = message
+        self.info = info
+    }
+}
+
+public struct Notice: Sendable, Codable, Equatable {
+    public enum Level: String, Sendable, Codable { case info, warning, error, caption }
+    public var level: Level
+    public var text: String
+    public init(_ level: Level, _ text: String) {
+        self.level = level
+        self.text = text
+    }
+}
+
+/// What a subchannel reports. Reasons are worded as gRFC A94 does (`GOAWAY NO_ERROR`,
+/// `connection reset`, `connection timed out`, `connection refused`, `subchannel shutdown`…).
+public enum SubchannelEvent: Sendable, Codable, Equatable {
+    case stateChanged(to: ConnectivityState, reason: String?, backoffMs: Int64?)
+    /// TCP (and TLS) connected; SETTINGS not yet seen.
+    case connected(local: String, remote: String, connectMs: Int64)
+    /// The peer's SETTINGS: its MAX_CONCURRENT_STREAMS (nil when it sent none).
+    case settingsReceived(maxConcurrentStreams: Int?)
+    case goAwayReceived(code: String, lastStreamID: Int, debug: String)
+    case pingRTT(micros: Int64)
+}
+
+/// Effects `Model.apply` asks the engine to carry out. Replays ignore them.
+public enum Effect: Sendable, Equatable {
+    case createSubchannel(SubchannelID, Endpoint)
+    case connect(SubchannelID)
+    case shutDown(SubchannelID)
+    case updatePicker(PickerSpec)
+    case requestResolution(reason: String)
+    case setTraffic(TrafficSetting)
+}
+
+/// What the data plane's picker needs: the policy and the READY subchannels, in a stable order.
+public struct PickerSpec: Sendable, Equatable {
+    public var policy: LBPolicy
+    public var ready: [SubchannelID]
+    public var channelState: ConnectivityState
+    public init(policy: LBPolicy, ready: [SubchannelID], channelState: ConnectivityState) {
+        self.policy = policy
+        self.ready = ready
+        self.channelState = channelState
+    }
+}

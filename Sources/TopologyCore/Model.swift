@@ -1,0 +1,638 @@
+/// The whole state grpctop shows, built only from events.
+///
+/// ```
+///   resolvers ─┐
+///   subchannels├─► TimedEvent ─► Model.apply ─► [Effect] ─► engine (create/connect/shut down
+///   stats tick ├┘                    │                       subchannels, new picker, …)
+///   user       ┘                     ▼
+///                             view / batch / recorder
+/// ```
+/// `apply` is pure: no clock (time comes stamped on the event), no I/O, no randomness. The
+/// load-balancing policies' subchannel management lives here (which subchannels exist, which to
+/// connect, which to shut down), so a replay of the same events rebuilds the same model, with the
+/// same subchannel ids, while its effects are simply dropped.
+public struct Model: Sendable {
+    public private(set) var session: SessionInfo?
+    public private(set) var now: Millis = 0
+    public private(set) var policy: LBPolicy = .roundRobin
+    public private(set) var traffic: TrafficSetting = .rate(20)
+    public private(set) var resolver = ResolverState()
+    /// Endpoint rows, including ones removed in the last `removedRowMs` (shown struck out).
+    public private(set) var endpoints: [EndpointKey: EndpointRow] = [:]
+    public private(set) var subchannels: [SubchannelID: SubchannelRecord] = [:]
+    public private(set) var backends: [String: BackendRecord] = [:]
+    /// Every RPC, whatever happened to it.
+    public private(set) var channel = TrafficSeries()
+    /// RPCs that never reached a subchannel.
+    public private(set) var unassigned = TrafficSeries()
+    public private(set) var channelState: ConnectivityState = .idle
+    public private(set) var channelQueued = 0
+    public private(set) var log = EventLog()
+    public private(set) var markers: [Marker] = []
+    /// Number of GOAWAYs received, reconnections (a READY subchannel that lost its connection).
+    public private(set) var goAways = 0
+    public private(set) var reconnects = 0
+
+    private var nextID: SubchannelID = 1
+    private var pickFirst = PickFirstState()
+    private var lastPicker: PickerSpec?
+
+    public static let recentMs: Millis = 10_000
+    public static let removedRowMs: Millis = 10_000
+    public static let shutdownRowMs: Millis = 10_000
+
+    public init() {}
+
+    public var tickMs: Int { session?.tickMs ?? 250 }
+
+    // MARK: - apply
+
+    /// Applies one event and returns what the engine must do about it.
+    public mutating func apply(_ timed: TimedEvent) -> [Effect] {
+        now = max(now, timed.at)
+        var effects: [Effect] = []
+        switch timed.event {
+        case .sessionStarted(let info):
+            session = info
+            policy = info.policy
+            traffic = info.traffic
+            log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
+        case .resolverUpdated(let result):
+            applyResolverResult(result)
+            effects += reconcile()
+        case .resolverFailed(let failure):
+            if resolver.error == nil || resolver.error?.message != failure.message {
+                log.append(now, .error, "resolver: \(failure.message)\(resolver.endpoints.isEmpty ? "" : " (keeping \(resolver.endpoints.count) endpoints)")")
+            }
+            resolver.error = ResolverState.Failure(message: failure.message, since: resolver.error?.since ?? now, last: now)
+            resolver.failures += 1
+            resolver.info.merge(failure.info) { $1 }
+        case .resolverStatus(let info):
+            resolver.info.merge(info) { $1 }
+        case .subchannel(let id, let event):
+            effects += applySubchannel(id, event)
+        case .stats(let tick):
+            applyStats(tick)
+        case .policyChanged(let p):
+            guard p != policy else { break }
+            log.append(now, .info, "LB policy \(policy.rawValue) → \(p.rawValue)")
+            policy = p
+            pickFirst = PickFirstState()
+            effects += reconcile()
+        case .trafficChanged(let t):
+            guard t != traffic else { break }
+            log.append(now, .info, "traffic \(traffic) → \(t)")
+            traffic = t
+            effects.append(.setTraffic(t))
+        case .marker(let label):
+            markers.append(Marker(at: now, label: label))
+            log.append(now, .marker, label.isEmpty ? "marker" : "marker: \(label)")
+        case .notice(let n):
+            let level: LogEntry.Level = switch n.level {
+            case .info: .info
+            case .warning: .warning
+            case .error: .error
+            case .caption: .caption
+            }
+            log.append(now, level, n.text)
+        }
+        updateChannelState()
+        effects += pickerEffect()
+        return effects
+    }
+
+    // MARK: - resolver
+
+    private mutating func applyResolverResult(_ result: ResolverResult) {
+        let wasEmpty = resolver.updates == 0
+        if let err = resolver.error {
+            log.append(now, .info, "resolver recovered after \(formatDuration(now - err.since))")
+        }
+        resolver.error = nil
+        resolver.updates += 1
+        resolver.lastUpdate = now
+        resolver.info.merge(result.info) { $1 }
+
+        // Deduplicate by key (first wins), keep the resolver's order.
+        var seen = Set<EndpointKey>()
+        var list: [Endpoint] = []
+        for e in result.endpoints where !e.addresses.isEmpty && seen.insert(e.key).inserted {
+            list.append(e)
+        }
+        resolver.endpoints = list
+
+        for (i, e) in list.enumerated() {
+            let key = e.key
+            if var row = endpoints[key], row.removedAt == nil {
+                if row.endpoint.condition != e.condition {
+                    log.append(now, .info, "endpoint \(e.displayName) \(row.endpoint.condition.rawValue) → \(e.condition.rawValue)")
+                    row.conditionSince = now
+                }
+                row.endpoint = e
+                row.order = i
+                endpoints[key] = row
+            } else {
+                endpoints[key] = EndpointRow(endpoint: e, firstSeen: now, conditionSince: now, removedAt: nil, order: i, initial: wasEmpty)
+                if !wasEmpty {
+                    log.append(now, .info, "endpoint added: \(e.displayName) \(e.addresses.map(\.description).joined(separator: " "))\(e.condition == .ready ? "" : " (\(e.condition.rawValue))")")
+                }
+            }
+        }
+        for (key, row) in endpoints where row.removedAt == nil && !seen.contains(key) {
+            endpoints[key]?.removedAt = now
+            log.append(now, .info, "endpoint removed: \(row.endpoint.displayName)")
+        }
+        if list.isEmpty {
+            log.append(now, .warning, "resolver returned no endpoints")
+        } else if wasEmpty {
+            log.append(now, .info, "resolver returned \(list.count) endpoint\(list.count == 1 ? "" : "s")")
+        }
+    }
+
+    /// The endpoints that may get traffic: ready ones, in resolver order.
+    private var usableEndpoints: [Endpoint] { resolver.endpoints.filter(\.ready) }
+
+    private func liveSubchannel(for key: EndpointKey) -> SubchannelID? {
+        subchannels.values.filter { $0.key == key && $0.state != .shutdown }.map(\.id).min()
+    }
+
+    private var liveSubchannels: [SubchannelRecord] {
+        subchannels.values.filter { $0.state != .shutdown }.sorted { $0.id < $1.id }
+    }
+
+    // MARK: - LB policies: subchannel management
+
+    private mutating func reconcile() -> [Effect] {
+        switch policy {
+        case .roundRobin, .leastRequest:
+            return reconcileEach()
+        case .pickFirst:
+            return reconcilePickFirst()
+        }
+    }
+
+    /// round_robin and least_request: one subchannel per usable endpoint, each kept connected.
+    private mutating func reconcileEach() -> [Effect] {
+        var effects: [Effect] = []
+        let usable = usableEndpoints
+        let wanted = Set(usable.map(\.key))
+        for sc in liveSubchannels where !wanted.contains(sc.key) {
+            effects += shutDown(sc.id, why: sc.endpointGone(in: resolver.endpoints) ? "endpoint removed" : "endpoint not ready")
+        }
+        for e in usable {
+            if let id = liveSubchannel(for: e.key) {
+                subchannels[id]?.endpoint = e
+                if subchannels[id]?.state == .idle { effects.append(.connect(id)) }
+            } else {
+                effects += create(e, connect: true)
+            }
+        }
+        return effects
+    }
+
+    /// pick_first (gRFC A61/A62): keep the selected subchannel while its endpoint is still in the
+    /// list; otherwise try the endpoints in order, one at a time, and keep the first that is READY.
+    private mutating func reconcilePickFirst() -> [Effect] {
+        var effects: [Effect] = []
+        let usable = usableEndpoints
+        pickFirst.list = usable.map(\.key)
+        let wanted = Set(pickFirst.list)
+        for e in usable { if let id = liveSubchannel(for: e.key) { subchannels[id]?.endpoint = e } }
+
+        if pickFirst.selected == nil {
+            // Adopt a READY subchannel (after a policy switch), in list order.
+            let candidates = pickFirst.list.compactMap { liveSubchannel(for: $0) }
+            pickFirst.selected = candidates.first { subchannels[$0]?.state == .ready }
+        }
+        if let sel = pickFirst.selected, let sc = subchannels[sel], sc.state == .ready, wanted.contains(sc.key) {
+            for other in liveSubchannels where other.id != sel {
+                effects += shutDown(other.id, why: "pick_first keeps \(sc.endpoint.displayName)")
+            }
+            return effects
+        }
+        pickFirst.selected = nil
+        for sc in liveSubchannels where !wanted.contains(sc.key) {
+            effects += shutDown(sc.id, why: sc.endpointGone(in: resolver.endpoints) ? "endpoint removed" : "endpoint not ready")
+        }
+        effects += startPickFirstPass()
+        return effects
+    }
+
+    private mutating func startPickFirstPass() -> [Effect] {
+        pickFirst.passFailed = false
+        pickFirst.index = 0
+        return pickFirstAttempt()
+    }
+
+    /// Connects the endpoint at `pickFirst.index`, skipping ones in backoff.
+    private mutating func pickFirstAttempt() -> [Effect] {
+        var effects: [Effect] = []
+        while pickFirst.index < pickFirst.list.count {
+            let key = pickFirst.list[pickFirst.index]
+            let id: SubchannelID
+            if let existing = liveSubchannel(for: key) {
+                id = existing
+            } else {
+                guard let e = resolver.endpoints.first(where: { $0.key == key }) else { pickFirst.index += 1; continue }
+                effects += create(e, connect: false)
+                id = nextID - 1
+            }
+            switch subchannels[id]?.state {
+            case .idle?:
+                effects.append(.connect(id))
+                return effects
+            case .connecting?, .ready?:
+                return effects
+            case .transientFailure?, .shutdown?, nil:
+                pickFirst.index += 1
+            }
+        }
+        if !pickFirst.list.isEmpty { pickFirst.passFailed = true }
+        return effects
+    }
+
+    private mutating func create(_ e: Endpoint, connect: Bool) -> [Effect] {
+        let id = nextID
+        nextID += 1
+        subchannels[id] = SubchannelRecord(id: id, endpoint: e, created: now)
+        log.append(now, .info, "subchannel #\(id) created for \(e.displayName)")
+        return connect ? [.createSubchannel(id, e), .connect(id)] : [.createSubchannel(id, e)]
+    }
+
+    private mutating func shutDown(_ id: SubchannelID, why: String) -> [Effect] {
+        guard var sc = subchannels[id], sc.state != .shutdown else { return [] }
+        sc.transition(to: .shutdown, reason: "subchannel shutdown (\(why))", at: now)
+        subchannels[id] = sc
+        log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName) → SHUTDOWN: \(why)")
+        if pickFirst.selected == id { pickFirst.selected = nil }
+        return [.shutDown(id)]
+    }
+
+    // MARK: - subchannel events
+
+    private mutating func applySubchannel(_ id: SubchannelID, _ event: SubchannelEvent) -> [Effect] {
+        guard var sc = subchannels[id] else { return [] }
+        var effects: [Effect] = []
+        switch event {
+        case .stateChanged(let to, let reason, let backoffMs):
+            guard sc.state != .shutdown, to != .shutdown else { return [] }
+            let from = sc.state
+            guard from != to else { return [] }
+            sc.transition(to: to, reason: reason, at: now)
+            if to == .transientFailure, let b = backoffMs { sc.backoffUntil = now + b }
+            if from == .ready { reconnects += 1 }
+            subchannels[id] = sc
+            let why = reason.map { ": \($0)" } ?? ""
+            let level: LogEntry.Level = to == .transientFailure ? .warning : .info
+            let backoffText = backoffMs.map { " (retry in \(formatDuration($0)))" } ?? ""
+            log.append(now, level, "subchannel #\(id) \(sc.endpoint.displayName) \(from.rawValue) → \(to.rawValue)\(why)\(backoffText)")
+            effects += lbReact(id: id, from: from, to: to)
+        case .connected(let local, let remote, let connectMs):
+            sc.local = local
+            sc.remote = remote
+            sc.connectMs = connectMs
+            sc.connections += 1
+            subchannels[id] = sc
+        case .settingsReceived(let max):
+            sc.maxConcurrentStreams = max
+            sc.settingsSeen = true
+            subchannels[id] = sc
+        case .goAwayReceived(let code, let last, let debug):
+            sc.lastGoAway = GoAwayInfo(at: now, code: code, lastStreamID: last, debug: debug)
+            sc.goAways += 1
+            goAways += 1
+            subchannels[id] = sc
+            log.append(now, .warning, "subchannel #\(id) \(sc.endpoint.displayName) got GOAWAY \(code) last-stream \(last)\(debug.isEmpty ? "" : " \"\(debug)\"")")
+        case .pingRTT(let micros):
+            sc.rttMicros = micros
+            subchannels[id] = sc
+        }
+        return effects
+    }
+
+    /// How the policy reacts to a subchannel state change.
+    private mutating func lbReact(id: SubchannelID, from: ConnectivityState, to: ConnectivityState) -> [Effect] {
+        var effects: [Effect] = []
+        if from == .ready {
+            effects.append(.requestResolution(reason: "subchannel #\(id) disconnected"))
+        }
+        switch policy {
+        case .roundRobin, .leastRequest:
+            if to == .idle, usableEndpoints.contains(where: { $0.key == subchannels[id]?.key }) {
+                effects.append(.connect(id))
+            }
+        case .pickFirst:
+            switch to {
+            case .ready:
+                if pickFirst.selected == nil || subchannels[pickFirst.selected!]?.state != .ready {
+                    pickFirst.selected = id
+                    pickFirst.passFailed = false
+                    for other in liveSubchannels where other.id != id {
+                        effects += shutDown(other.id, why: "pick_first chose \(subchannels[id]?.endpoint.displayName ?? "#\(id)")")
+                    }
+                }
+            case .transientFailure:
+                if pickFirst.index < pickFirst.list.count, liveSubchannel(for: pickFirst.list[pickFirst.index]) == id {
+                    pickFirst.index += 1
+                    effects += pickFirstAttempt()
+                }
+            case .idle:
+                if pickFirst.selected == id {
+                    // The connection we used is gone: start over from the top of the list (traffic
+                    // is continuous, so the policy leaves IDLE at once).
+                    pickFirst.selected = nil
+                    effects += startPickFirstPass()
+                } else if pickFirst.passFailed {
+                    // After a failed pass each subchannel retries on its own when its backoff ends.
+                    effects.append(.connect(id))
+                }
+            case .connecting, .shutdown:
+                break
+            }
+        }
+        return effects
+    }
+
+    private mutating func updateChannelState() {
+        let live = liveSubchannels
+        let previous = channelState
+        var next: ConnectivityState
+        switch policy {
+        case .roundRobin, .leastRequest:
+            if live.contains(where: { $0.state == .ready }) {
+                next = .ready
+            } else if previous == .transientFailure && !live.isEmpty {
+                next = .transientFailure  // sticky TRANSIENT_FAILURE until something is READY
+            } else if live.contains(where: { $0.state == .connecting }) {
+                next = .connecting
+            } else if live.contains(where: { $0.state == .idle }) {
+                next = .idle
+            } else {
+                next = resolver.updates > 0 ? .transientFailure : .idle
+            }
+        case .pickFirst:
+            if let s = pickFirst.selected, subchannels[s]?.state == .ready {
+                next = .ready
+            } else if pickFirst.passFailed || (resolver.updates > 0 && live.isEmpty) {
+                next = .transientFailure
+            } else if live.contains(where: { $0.state == .connecting }) {
+                next = .connecting
+            } else {
+                next = resolver.updates > 0 && !live.isEmpty ? .connecting : .idle
+            }
+        }
+        if resolver.updates > 0 && usableEndpoints.isEmpty { next = .transientFailure }
+        if next != previous {
+            channelState = next
+            log.append(now, next == .transientFailure ? .warning : .info, "channel \(previous.rawValue) → \(next.rawValue)")
+        }
+    }
+
+    private mutating func pickerEffect() -> [Effect] {
+        let ready: [SubchannelID]
+        switch policy {
+        case .pickFirst:
+            if let s = pickFirst.selected, subchannels[s]?.state == .ready { ready = [s] } else { ready = [] }
+        case .roundRobin, .leastRequest:
+            ready = liveSubchannels.filter { $0.state == .ready }.map(\.id)
+        }
+        let spec = PickerSpec(policy: policy, ready: ready, channelState: channelState)
+        guard spec != lastPicker else { return [] }
+        lastPicker = spec
+        return [.updatePicker(spec)]
+    }
+
+    // MARK: - statistics
+
+    private mutating func applyStats(_ tick: StatsTick) {
+        var total = RPCDelta()
+        var bySub: [SubchannelID: SubchannelTick] = [:]
+        for s in tick.subchannels { bySub[s.id] = s }
+        for id in subchannels.keys {
+            if let s = bySub[id] {
+                subchannels[id]!.activeStreams = s.activeStreams
+                subchannels[id]!.queued = s.queued
+                subchannels[id]!.traffic.apply(s.delta, at: now)
+                total.add(s.delta)
+            } else {
+                subchannels[id]!.traffic.apply(nil, at: now)
+            }
+        }
+        var byName: [String: RPCDelta] = [:]
+        for b in tick.backends { byName[b.name, default: RPCDelta()].add(b.delta) }
+        for (name, _) in byName where backends[name] == nil {
+            backends[name] = BackendRecord(name: name, firstSeen: now)
+        }
+        for name in backends.keys {
+            backends[name]!.traffic.apply(byName[name], at: now)
+        }
+        total.add(tick.unassigned)
+        unassigned.apply(tick.unassigned, at: now)
+        channel.apply(total, at: now)
+        channelQueued = tick.channelQueued
+        collectGarbage()
+    }
+
+    private mutating func collectGarbage() {
+        for (key, row) in endpoints {
+            if let r = row.removedAt, now - r > Self.removedRowMs { endpoints[key] = nil }
+        }
+        for (id, sc) in subchannels where sc.state == .shutdown && now - sc.stateSince > Self.shutdownRowMs {
+            subchannels[id] = nil
+        }
+    }
+
+    // MARK: - derived views
+
+    /// The backends fairness is judged over: the ready endpoints (when backends are endpoints)
+    /// and every backend that served in the last 60 s.
+    public func fairnessSet(windowSeconds: Int = 60) -> [String] {
+        var names = Set<String>()
+        if session?.identityHeader == nil {
+            for e in resolver.endpoints where e.ready { names.insert(e.displayName) }
+        }
+        for (name, b) in backends where b.traffic.completed(lastSeconds: windowSeconds, tickMs: tickMs) > 0 {
+            names.insert(name)
+        }
+        return names.sorted()
+    }
+
+    /// Jain's fairness over the last 10 s, shares per backend, and a word for it.
+    public func liveFairness() -> (index: Double?, word: String) {
+        let names = fairnessSet()
+        let xs = names.map { Double(backends[$0]?.traffic.completed(lastSeconds: 10, tickMs: tickMs) ?? 0) }
+        let sum = xs.reduce(0, +)
+        let idx = Fairness.jain(xs)
+        return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
+    }
+
+    /// Fairness over the whole session's totals.
+    public func sessionFairness() -> (index: Double?, word: String) {
+        var names = Set(backends.filter { $0.value.traffic.total.completed > 0 }.map(\.key))
+        if session?.identityHeader == nil {
+            for e in resolver.endpoints where e.ready { names.insert(e.displayName) }
+        }
+        let xs = names.sorted().map { Double(backends[$0]?.traffic.total.completed ?? 0) }
+        let sum = xs.reduce(0, +)
+        let idx = Fairness.jain(xs)
+        return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
+    }
+
+    /// Endpoint rows in resolver order, removed ones last.
+    public var endpointRows: [EndpointRow] {
+        endpoints.values.sorted { a, b in
+            if (a.removedAt == nil) != (b.removedAt == nil) { return a.removedAt == nil }
+            return a.order != b.order ? a.order < b.order : a.endpoint.key < b.endpoint.key
+        }
+    }
+
+    public var subchannelRows: [SubchannelRecord] { subchannels.values.sorted { $0.id < $1.id } }
+
+    /// The live subchannel serving an endpoint, if any.
+    public func subchannel(for key: EndpointKey) -> SubchannelRecord? {
+        liveSubchannel(for: key).flatMap { subchannels[$0] }
+    }
+}
+
+// MARK: - model parts
+
+public struct ResolverState: Sendable {
+    public struct Failure: Sendable, Equatable {
+        public var message: String
+        public var since: Millis
+        public var last: Millis
+    }
+    public var endpoints: [Endpoint] = []
+    public var lastUpdate: Millis?
+    public var updates = 0
+    public var failures = 0
+    public var error: Failure?
+    public var info: [String: String] = [:]
+}
+
+public struct EndpointRow: Sendable {
+    public var endpoint: Endpoint
+    public var firstSeen: Millis
+    public var conditionSince: Millis
+    public var removedAt: Millis?
+    public var order: Int
+    /// Part of the first answer (not marked as "added").
+    public var initial: Bool
+
+    public func isNew(now: Millis) -> Bool { !initial && removedAt == nil && now - firstSeen < Model.recentMs }
+}
+
+public struct StateTransition: Sendable, Equatable {
+    public var at: Millis
+    public var from: ConnectivityState
+    public var to: ConnectivityState
+    public var reason: String?
+}
+
+public struct GoAwayInfo: Sendable, Equatable {
+    public var at: Millis
+    public var code: String
+    public var lastStreamID: Int
+    public var debug: String
+}
+
+public struct SubchannelRecord: Sendable {
+    public let id: SubchannelID
+    public let key: EndpointKey
+    public var endpoint: Endpoint
+    public let created: Millis
+    public private(set) var state: ConnectivityState = .idle
+    public private(set) var stateSince: Millis
+    public private(set) var transitions: [StateTransition] = []
+    public var backoffUntil: Millis?
+    public var lastDisconnectReason: String?
+    public var connectMs: Int64?
+    public var local: String?
+    public var remote: String?
+    public var connections = 0
+    public var maxConcurrentStreams: Int?
+    public var settingsSeen = false
+    public var activeStreams = 0
+    public var queued = 0
+    public var traffic = TrafficSeries()
+    public var lastGoAway: GoAwayInfo?
+    public var goAways = 0
+    public var rttMicros: Int64?
+
+    init(id: SubchannelID, endpoint: Endpoint, created: Millis) {
+        self.id = id
+        self.key = endpoint.key
+        self.endpoint = endpoint
+        self.created = created
+        self.stateSince = created
+    }
+
+    mutating func transition(to: ConnectivityState, reason: String?, at: Millis) {
+        transitions.append(StateTransition(at: at, from: state, to: to, reason: reason))
+        if transitions.count > 64 { transitions.removeFirst(transitions.count - 64) }
+        if state == .ready || (to == .transientFailure), let reason { lastDisconnectReason = reason }
+        if to != .transientFailure { backoffUntil = nil }
+        state = to
+        stateSince = at
+    }
+
+    func endpointGone(in list: [Endpoint]) -> Bool { !list.contains { $0.key == key } }
+
+    /// The stream limit in force: the peer's MAX_CONCURRENT_STREAMS, or NIO's cap of 100 when
+    /// the peer sent none.
+    public var effectiveStreamLimit: Int { maxConcurrentStreams ?? 100 }
+}
+
+public struct BackendRecord: Sendable {
+    public let name: String
+    public let firstSeen: Millis
+    public var traffic = TrafficSeries()
+    init(name: String, firstSeen: Millis) {
+        self.name = name
+        self.firstSeen = firstSeen
+    }
+}
+
+public struct Marker: Sendable, Equatable, Codable {
+    public var at: Millis
+    public var label: String
+}
+
+public struct LogEntry: Sendable, Equatable {
+    public enum Level: String, Sendable { case info, warning, error, marker, caption }
+    public var at: Millis
+    public var level: Level
+    public var text: String
+}
+
+/// The event log: the last `capacity` entries, oldest first.
+public struct EventLog: Sendable {
+    public static let capacity = 1000
+    public private(set) var entries: [LogEntry] = []
+    public private(set) var total = 0
+    mutating func append(_ at: Millis, _ level: LogEntry.Level, _ text: String) {
+        entries.append(LogEntry(at: at, level: level, text: text))
+        total += 1
+        if entries.count > Self.capacity + 100 { entries.removeFirst(entries.count - Self.capacity) }
+    }
+}
+
+struct PickFirstState: Sendable {
+    var list: [EndpointKey] = []
+    var index = 0
+    var selected: SubchannelID?
+    var passFailed = false
+}
+
+/// "850ms", "3.2s", "1m05s", "2h03m".
+public func formatDuration(_ ms: Millis) -> String {
+    let ms = max(0, ms)
+    if ms < 1000 { return "\(ms)ms" }
+    if ms < 10_000 { return "\(ms / 1000).\((ms % 1000) / 100)s" }
+    let s = ms / 1000
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m\(pad2(s % 60))s" }
+    return "\(s / 3600)h\(pad2((s % 3600) / 60))m"
+}
+
+func pad2(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }

@@ -1,0 +1,262 @@
+import Histogram
+
+/// RPC outcomes over one collector tick, for one subchannel or one backend.
+public struct RPCDelta: Sendable, Codable, Equatable {
+    public var started: Int = 0
+    public var succeeded: Int = 0
+    public var failed: Int = 0
+    /// Failures by grpc-status code.
+    public var codes: [Int: Int] = [:]
+    public var messagesSent: Int = 0
+    public var messagesReceived: Int = 0
+    /// Completed-RPC latencies in microseconds, as sparse (value, count) pairs.
+    public var latency: LatencySample = LatencySample()
+
+    public init() {}
+
+    public var completed: Int { succeeded + failed }
+    public var isEmpty: Bool { started == 0 && completed == 0 && messagesSent == 0 && messagesReceived == 0 }
+
+    public mutating func add(_ o: RPCDelta) {
+        started += o.started
+        succeeded += o.succeeded
+        failed += o.failed
+        for (c, n) in o.codes { codes[c, default: 0] += n }
+        messagesSent += o.messagesSent
+        messagesReceived += o.messagesReceived
+        latency.values += o.latency.values
+        latency.counts += o.latency.counts
+    }
+}
+
+/// Sparse latency observations: parallel arrays of microsecond values and counts.
+public struct LatencySample: Sendable, Codable, Equatable {
+    public var values: [UInt64] = []
+    public var counts: [UInt32] = []
+    public init() {}
+    public init(_ histogram: Histogram<UInt32>) {
+        for v in histogram.recordedValues() where v.count > 0 {
+            values.append(histogram.lowestEquivalentForValue(v.value))
+            counts.append(v.count)
+        }
+    }
+    public var isEmpty: Bool { values.isEmpty }
+}
+
+/// Per-subchannel part of a tick: gauges as they are now, and the delta since the last tick.
+public struct SubchannelTick: Sendable, Codable, Equatable {
+    public var id: SubchannelID
+    public var activeStreams: Int
+    public var queued: Int
+    public var delta: RPCDelta
+    public init(id: SubchannelID, activeStreams: Int, queued: Int, delta: RPCDelta) {
+        self.id = id
+        self.activeStreams = activeStreams
+        self.queued = queued
+        self.delta = delta
+    }
+}
+
+public struct BackendTick: Sendable, Codable, Equatable {
+    public var name: String
+    public var delta: RPCDelta
+    public init(name: String, delta: RPCDelta) {
+        self.name = name
+        self.delta = delta
+    }
+}
+
+/// The collector's periodic report. Only subchannels and backends with something to say appear.
+public struct StatsTick: Sendable, Codable, Equatable {
+    public var subchannels: [SubchannelTick]
+    public var backends: [BackendTick]
+    /// RPCs that never reached a subchannel (no READY subchannel, deadline while waiting for a pick).
+    public var unassigned: RPCDelta
+    /// RPCs waiting for a pick at the channel level.
+    public var channelQueued: Int
+
+    public init(subchannels: [SubchannelTick] = [], backends: [BackendTick] = [], unassigned: RPCDelta = RPCDelta(), channelQueued: Int = 0) {
+        self.subchannels = subchannels
+        self.backends = backends
+        self.unassigned = unassigned
+        self.channelQueued = channelQueued
+    }
+}
+
+/// A latency histogram in microseconds (HdrHistogram, 2 significant digits, 1 µs … 1 h).
+public struct LatencyHistogram: Sendable {
+    @usableFromInline var histogram = Histogram<UInt32>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+
+    public init() {}
+
+    /// Records one latency. O(1).
+    @inlinable
+    public mutating func record(micros: UInt64) {
+        _ = histogram.record(max(1, min(micros, 3_600_000_000)))
+    }
+
+    public mutating func add(_ sample: LatencySample) {
+        for i in sample.values.indices {
+            _ = histogram.record(max(1, min(sample.values[i], 3_600_000_000)), count: sample.counts[i])
+        }
+    }
+
+    public var count: UInt64 { histogram.totalCount }
+
+    /// The value at a percentile (0…100), in microseconds; nil when empty.
+    public func percentile(_ p: Double) -> UInt64? {
+        histogram.totalCount == 0 ? nil : histogram.valueAtPercentile(p)
+    }
+
+    public var sample: LatencySample { LatencySample(histogram) }
+
+    public mutating func reset() { histogram.reset() }
+
+    /// (upper bound µs, count) buckets on a log₂ scale, for the details view.
+    public func log2Buckets() -> [(upTo: UInt64, count: UInt64)] {
+        guard histogram.totalCount > 0 else { return [] }
+        var out: [(UInt64, UInt64)] = []
+        var bound: UInt64 = 128
+        var acc: UInt64 = 0
+        for v in histogram.recordedValues() where v.count > 0 {
+            while v.value > bound {
+                out.append((bound, acc))
+                acc = 0
+                bound *= 2
+            }
+            acc += UInt64(v.count)
+        }
+        out.append((bound, acc))
+        while let first = out.first, first.1 == 0 { out.removeFirst() }
+        return out
+    }
+}
+
+/// Traffic of one subchannel or backend as the model keeps it: totals, a ring of the last 60 s of
+/// ticks (rates and sparkline), the whole-session latency histogram and the last 10 s of samples.
+public struct TrafficSeries: Sendable {
+    public static let ringTicks = 240  // 60 s at 250 ms
+    public var total = RPCDelta.Totals()
+    /// Completed RPCs per tick, newest last; failed RPCs per tick in `failedRing`.
+    public private(set) var completedRing: [UInt32] = []
+    public private(set) var failedRing: [UInt32] = []
+    public private(set) var latency = LatencyHistogram()
+    private var recent: [LatencySample] = []
+    public var lastActivity: Millis?
+
+    public init() {}
+
+    /// Adds one tick's delta (possibly empty: time passes for the rates too).
+    public mutating func apply(_ d: RPCDelta?, at: Millis) {
+        let d = d ?? RPCDelta()
+        total.add(d)
+        completedRing.append(UInt32(clamping: d.completed))
+        failedRing.append(UInt32(clamping: d.failed))
+        if completedRing.count > Self.ringTicks {
+            completedRing.removeFirst(completedRing.count - Self.ringTicks)
+            failedRing.removeFirst(failedRing.count - Self.ringTicks)
+        }
+        if !d.latency.isEmpty { latency.add(d.latency) }
+        recent.append(d.latency)
+        if recent.count > 40 { recent.removeFirst(recent.count - 40) }
+        if d.completed > 0 || d.started > 0 { lastActivity = at }
+    }
+
+    /// Completed RPCs per second over the last `seconds` (1, 10 or 60).
+    public func rate(seconds: Int, tickMs: Int) -> Double {
+        let ticks = max(1, seconds * 1000 / max(1, tickMs))
+        let n = min(ticks, completedRing.count)
+        guard n > 0 else { return 0 }
+        let sum = completedRing.suffix(n).reduce(0) { $0 + Int($1) }
+        return Double(sum) / (Double(n) * Double(tickMs) / 1000)
+    }
+
+    public func errorRate(seconds: Int, tickMs: Int) -> Double {
+        let ticks = max(1, seconds * 1000 / max(1, tickMs))
+        let n = min(ticks, failedRing.count)
+        guard n > 0 else { return 0 }
+        let sum = failedRing.suffix(n).reduce(0) { $0 + Int($1) }
+        return Double(sum) / (Double(n) * Double(tickMs) / 1000)
+    }
+
+    /// Completed RPCs in the last `seconds`.
+    public func completed(lastSeconds seconds: Int, tickMs: Int) -> Int {
+        let ticks = max(1, seconds * 1000 / max(1, tickMs))
+        return completedRing.suffix(ticks).reduce(0) { $0 + Int($1) }
+    }
+
+    /// RPCs per second for each of the last 60 seconds, oldest first (sparklines).
+    public func perSecond(tickMs: Int) -> [Double] {
+        let per = max(1, 1000 / max(1, tickMs))
+        var out: [Double] = []
+        var i = completedRing.count
+        while i > 0 && out.count < 60 {
+            let lo = max(0, i - per)
+            out.append(Double(completedRing[lo..<i].reduce(0) { $0 + Int($1) }) * Double(per) / Double(i - lo))
+            i = lo
+        }
+        return out.reversed()
+    }
+
+    /// Latency percentile over the last 10 s, microseconds.
+    public func recentPercentile(_ p: Double) -> UInt64? {
+        var h = LatencyHistogram()
+        for s in recent where !s.isEmpty { h.add(s) }
+        return h.percentile(p)
+    }
+}
+
+extension RPCDelta {
+    /// Running totals (no latency arrays).
+    public struct Totals: Sendable, Codable, Equatable {
+        public var started = 0
+        public var succeeded = 0
+        public var failed = 0
+        public var codes: [Int: Int] = [:]
+        public var messagesSent = 0
+        public var messagesReceived = 0
+        public init() {}
+        public var completed: Int { succeeded + failed }
+        public mutating func add(_ d: RPCDelta) {
+            started += d.started
+            succeeded += d.succeeded
+            failed += d.failed
+            for (c, n) in d.codes { codes[c, default: 0] += n }
+            messagesSent += d.messagesSent
+            messagesReceived += d.messagesReceived
+        }
+    }
+}
+
+/// Jain's fairness index: (Σx)² / (n·Σx²); 1 when all equal, 1/n when one takes all.
+public enum Fairness {
+    public static func jain(_ xs: [Double]) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let sum = xs.reduce(0, +)
+        let sq = xs.reduce(0) { $0 + $1 * $1 }
+        guard sq > 0 else { return nil }
+        return sum * sum / (Double(xs.count) * sq)
+    }
+
+    /// A word for the index: "balanced", "skewed", or "one pod takes all".
+    public static func word(index: Double?, shares: [Double]) -> String {
+        guard let index else { return "no traffic" }
+        if shares.count > 1, let top = shares.max(), top >= 0.99 { return "one pod takes all" }
+        return index >= 0.9 ? "balanced" : "skewed"
+    }
+}
+
+/// gRPC status code names (grpc/grpc doc/statuscodes.md).
+public enum GRPCStatusName {
+    public static let names = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+        "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    ]
+    public static func name(_ code: Int) -> String { names.indices.contains(code) ? names[code] : "CODE_\(code)" }
+    public static func code(_ name: String) -> Int? {
+        if let n = Int(name), n >= 0 { return n }
+        return names.firstIndex(of: name.uppercased())
+    }
+}

@@ -1,0 +1,6 @@
+import NIOCore
+import NIOPosix
+import NIOHTTP2
+import NIOSSL
+import ArgumentParser
+print("hi")
