@@ -104,6 +104,11 @@ public struct LatencyHistogram: Sendable {
 
     public var count: UInt64 { histogram.totalCount }
 
+    /// The lowest value of the bucket `micros` falls in (what the histogram would store).
+    public func bucketFloor(_ micros: UInt64) -> UInt64 {
+        histogram.lowestEquivalentForValue(max(1, min(micros, 3_600_000_000)))
+    }
+
     /// The value at a percentile (0…100), in microseconds; nil when empty.
     public func percentile(_ p: Double) -> UInt64? {
         histogram.totalCount == 0 ? nil : histogram.valueAtPercentile(p)

@@ -1,0 +1,471 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import TopologyCore
+
+/// One in-flight (or queued) unary RPC. Event-loop confined, like everything in the engine.
+final class RPCCall {
+    let id: UInt64
+    let startNanos: UInt64
+    let deadlineNanos: UInt64
+    /// Transparent retries so far (streams refused by GOAWAY or REFUSED_STREAM).
+    var retries = 0
+    var streamID: Int32 = 0
+    var messagesReceived = 0
+    var identity: String?
+    var sawHeaders = false
+    // gRPC message framing state of the response body.
+    private var prefixRead = 0
+    private var length: UInt32 = 0
+    private var bodyRemaining = 0
+
+    init(id: UInt64, startNanos: UInt64, deadlineNanos: UInt64) {
+        self.id = id
+        self.startNanos = startNanos
+        self.deadlineNanos = deadlineNanos
+    }
+
+    /// Counts complete gRPC messages in a response DATA frame (5-byte prefix + body).
+    func consume(_ buffer: ByteBuffer) {
+        var remaining = buffer.readableBytes
+        var index = buffer.readerIndex
+        while remaining > 0 {
+            if bodyRemaining > 0 {
+                let take = min(bodyRemaining, remaining)
+                bodyRemaining -= take
+                remaining -= take
+                index += take
+                if bodyRemaining == 0 { messagesReceived += 1 }
+                continue
+            }
+            let byte = buffer.getInteger(at: index, as: UInt8.self) ?? 0
+            index += 1
+            remaining -= 1
+            if prefixRead > 0 { length = length << 8 | UInt32(byte) }
+            prefixRead += 1
+            if prefixRead == 5 {
+                prefixRead = 0
+                bodyRemaining = Int(length)
+                length = 0
+                if bodyRemaining == 0 { messagesReceived += 1 }
+            }
+        }
+    }
+}
+
+/// How an RPC ended, as the connection saw it.
+enum RPCOutcome {
+    /// The server answered with this grpc-status.
+    case status(Int, message: String?)
+    /// The stream never reached the server's application (GOAWAY above last-stream-id,
+    /// REFUSED_STREAM): gRPC retries these transparently on another connection.
+    case refused
+    /// The connection failed underneath the RPC.
+    case transportFailure(String)
+}
+
+/// What the connection tells its subchannel. All calls happen on the event loop.
+protocol ClientConnectionDelegate: AnyObject {
+    func connectionReceivedSettings(_ connection: ClientConnectionHandler, maxConcurrentStreams: Int?)
+    func connectionReceivedGoAway(_ connection: ClientConnectionHandler, code: String, lastStreamID: Int, debug: String)
+    func connection(_ connection: ClientConnectionHandler, finished call: RPCCall, outcome: RPCOutcome)
+    func connectionMeasuredRTT(_ connection: ClientConnectionHandler, micros: Int64)
+    func connectionHasCapacity(_ connection: ClientConnectionHandler)
+    func connectionClosed(_ connection: ClientConnectionHandler, reason: String)
+}
+
+/// The request every RPC of a run sends: headers built once, the framed message built once.
+struct RequestTemplate {
+    var headers: HPACKHeaders
+    var body: ByteBuffer
+    var identityHeader: String?
+}
+
+/// One HTTP/2 connection, as a single handler after `NIOHTTP2Handler` with no stream
+/// multiplexer: it allocates stream ids itself, writes `HTTP2Frame`s, and sees every frame of
+/// every stream (../shared/RECIPES.md: this layout matches h2load's RPS at a third of the CPU of a
+/// child channel per RPC). It owns inbound flow control, tracks GOAWAY itself (NIO only fails
+/// new streams after one), measures PING round trips and runs keepalive.
+///
+/// Threading: everything happens on the channel's event loop, which is also the engine's.
+final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    weak var delegate: (any ClientConnectionDelegate)?
+    private var context: ChannelHandlerContext?
+    private(set) var streams: [Int32: RPCCall] = [:]
+    private var nextStreamID: Int32 = 1
+    private(set) var goAwayReceived = false
+    /// No new streams: the subchannel was shut down or moved to a new connection.
+    private(set) var draining = false
+    private(set) var settingsReceived = false
+    private(set) var peerMaxConcurrentStreams: Int?
+    private var closed = false
+    private var closeReason: String?
+    private var inRead = false
+    private var flushPending = false
+    private var consumedSinceUpdate = 0
+    private var pendingPings: [UInt64: UInt64] = [:]
+    private var pingCounter: UInt64 = 0
+    private var keepaliveTask: RepeatedTask?
+    private var keepaliveTimeout: Scheduled<Void>?
+    private var deadlineTask: RepeatedTask?
+
+    let keepaliveInterval: TimeAmount?
+    let keepaliveTimeoutAmount: TimeAmount
+    static let connectionWindowTarget = 16 * 1024 * 1024
+    static let initialStreamWindow = 4 * 1024 * 1024
+
+    init(keepalive: TimeAmount?, keepaliveTimeout: TimeAmount = .seconds(20)) {
+        self.keepaliveInterval = keepalive
+        self.keepaliveTimeoutAmount = keepaliveTimeout
+    }
+
+    /// The limit in force: the peer's MAX_CONCURRENT_STREAMS, or NIO's default cap of 100.
+    var streamLimit: Int { peerMaxConcurrentStreams ?? 100 }
+    var activeStreams: Int { streams.count }
+    var canOpenStream: Bool {
+        !closed && !goAwayReceived && !draining && settingsReceived && streams.count < streamLimit && nextStreamID < Int32.max - 2
+    }
+
+    // MARK: - lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // Raise the connection window so responses never stall on it (we own flow control).
+        let increment = Self.connectionWindowTarget - 65_535
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        context.flush()
+        deadlineTask = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { [weak self] _ in
+            self?.expireDeadlines()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopTimers()
+        self.context = nil
+    }
+
+    private func stopTimers() {
+        keepaliveTask?.cancel()
+        keepaliveTask = nil
+        keepaliveTimeout?.cancel()
+        keepaliveTimeout = nil
+        deadlineTask?.cancel()
+        deadlineTask = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finishClosed(reason: closeReason ?? (streams.isEmpty && (goAwayReceived || draining) ? "connection closed" : "connection reset"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if closeReason == nil { closeReason = Self.describe(error) }
+        // Stream-level errors (e.g. a stream created after GOAWAY) are handled by the stream logic;
+        // connection-level ones close the channel.
+        if error is NIOHTTP2Errors.StreamError { return }
+        if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET { closeReason = "connection reset" }
+        context.close(promise: nil)
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNRESET: return "connection reset"
+            case ECONNREFUSED: return "connection refused"
+            case ETIMEDOUT: return "connection timed out"
+            case ECONNABORTED: return "connection aborted"
+            case EPIPE: return "connection reset"
+            default: return "socket error: \(io.description)"
+            }
+        }
+        return "socket error: \(error)"
+    }
+
+    private func finishClosed(reason: String) {
+        guard !closed else { return }
+        closed = true
+        stopTimers()
+        let calls = streams.values.sorted { $0.streamID < $1.streamID }
+        streams.removeAll()
+        for call in calls {
+            delegate?.connection(self, finished: call, outcome: .transportFailure(reason))
+        }
+        delegate?.connectionClosed(self, reason: reason)
+    }
+
+    /// Stops opening streams; closes once in-flight ones finish (or after `grace`).
+    func drain(grace: TimeAmount = .seconds(30)) {
+        guard !draining, let context else { return }
+        draining = true
+        if streams.isEmpty {
+            closeReason = closeReason ?? "subchannel shutdown"
+            context.close(promise: nil)
+            return
+        }
+        context.eventLoop.scheduleTask(in: grace) { [weak self] in
+            guard let self, let ctx = self.context, !self.closed else { return }
+            self.closeReason = "subchannel shutdown (drain timeout)"
+            ctx.close(promise: nil)
+        }
+    }
+
+    func close(reason: String) {
+        closeReason = closeReason ?? reason
+        context?.close(promise: nil)
+    }
+
+    // MARK: - streams
+
+    /// Opens a stream and writes the whole request (HEADERS + DATA with END_STREAM).
+    func start(_ call: RPCCall, request: RequestTemplate) {
+        guard let context else { return }
+        let id = nextStreamID
+        nextStreamID += 2
+        call.streamID = id
+        streams[id] = call
+        let streamID = HTTP2StreamID(id)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: request.headers)))), promise: nil)
+        context.write(
+            wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(request.body), endStream: true)))),
+            promise: nil)
+        scheduleFlush()
+    }
+
+    /// Cancels a stream (deadline): RST_STREAM CANCEL.
+    private func cancel(_ call: RPCCall) {
+        guard let context, streams.removeValue(forKey: call.streamID) != nil else { return }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(call.streamID), payload: .rstStream(.cancel))), promise: nil)
+        scheduleFlush()
+        delegate?.connection(self, finished: call, outcome: .status(4, message: "deadline exceeded"))
+        afterStreamEnded()
+    }
+
+    private func scheduleFlush() {
+        if inRead { flushPending = true; return }
+        guard !flushPending, let context else { return }
+        flushPending = true
+        context.eventLoop.execute { [weak self] in
+            guard let self, self.flushPending else { return }
+            self.flushPending = false
+            self.context?.flush()
+        }
+    }
+
+    private func expireDeadlines() {
+        guard !streams.isEmpty else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        var expired: [RPCCall] = []
+        for call in streams.values where call.deadlineNanos <= now { expired.append(call) }
+        for call in expired.sorted(by: { $0.streamID < $1.streamID }) { cancel(call) }
+    }
+
+    private func afterStreamEnded() {
+        if streams.isEmpty && (goAwayReceived || draining), let context {
+            closeReason = closeReason ?? (goAwayReceived ? "GOAWAY drained" : "subchannel shutdown")
+            context.close(promise: nil)
+            return
+        }
+        if canOpenStream { delegate?.connectionHasCapacity(self) }
+    }
+
+    // MARK: - inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inRead = true
+        let frame = unwrapInboundIn(data)
+        let sid = Int32(frame.streamID)
+        switch frame.payload {
+        case .headers(let h):
+            guard let call = streams[sid] else { break }
+            if let name = pendingIdentityHeader, call.identity == nil, let v = h.headers.first(name: name) { call.identity = v }
+            if h.endStream {
+                streams[sid] = nil
+                delegate?.connection(self, finished: call, outcome: Self.outcome(trailers: h.headers, sawHeaders: call.sawHeaders))
+                afterStreamEnded()
+            } else {
+                call.sawHeaders = true
+                if let status = h.headers.first(name: ":status"), status != "200" {
+                    streams[sid] = nil
+                    context.write(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.cancel))), promise: nil)
+                    flushPending = true
+                    delegate?.connection(self, finished: call, outcome: .status(Self.statusFromHTTP(status), message: "HTTP status \(status)"))
+                    afterStreamEnded()
+                }
+            }
+        case .data(let d):
+            let length = d.data.readableBytes
+            consumedSinceUpdate += length
+            if consumedSinceUpdate >= Self.connectionWindowTarget / 2 {
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: consumedSinceUpdate))), promise: nil)
+                consumedSinceUpdate = 0
+                flushPending = true
+            }
+            guard let call = streams[sid] else { break }
+            if case .byteBuffer(let buf) = d.data { call.consume(buf) }
+            if d.endStream {
+                streams[sid] = nil
+                delegate?.connection(self, finished: call, outcome: .status(13, message: "server closed the stream without trailers"))
+                afterStreamEnded()
+            }
+        case .rstStream(let code):
+            guard let call = streams.removeValue(forKey: sid) else { break }
+            delegate?.connection(self, finished: call, outcome: Self.outcome(rst: code))
+            afterStreamEnded()
+        case .settings(.settings(let settings)):
+            var max: Int?
+            for s in settings where s.parameter == .maxConcurrentStreams { max = s.value }
+            if !settingsReceived {
+                settingsReceived = true
+                peerMaxConcurrentStreams = max
+                delegate?.connectionReceivedSettings(self, maxConcurrentStreams: max)
+                sendPing()
+                startKeepalive(context: context)
+            } else if let max {
+                peerMaxConcurrentStreams = max
+                delegate?.connectionReceivedSettings(self, maxConcurrentStreams: max)
+            }
+        case .ping(let data, let ack):
+            if ack { pingAcked(data) }
+        case .goAway(let lastStreamID, let errorCode, let opaque):
+            handleGoAway(lastStreamID: Int32(lastStreamID), code: errorCode, debug: opaque.map { String(buffer: $0) } ?? "")
+        case .windowUpdate, .priority, .pushPromise, .alternativeService, .origin, .settings(.ack):
+            break
+        }
+    }
+
+    /// Set by the subchannel: the response header that names the backend.
+    var pendingIdentityHeader: String?
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let closedEvent = event as? StreamClosedEvent {
+            // A stream NIO closed under us (protocol error, created after GOAWAY…).
+            let sid = Int32(closedEvent.streamID)
+            if let call = streams.removeValue(forKey: sid) {
+                let outcome: RPCOutcome = closedEvent.reason == .refusedStream || goAwayReceived
+                    ? .refused : Self.outcome(rst: closedEvent.reason ?? .cancel)
+                delegate?.connection(self, finished: call, outcome: outcome)
+                afterStreamEnded()
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func handleGoAway(lastStreamID: Int32, code: HTTP2ErrorCode, debug: String) {
+        let first = !goAwayReceived
+        goAwayReceived = true
+        // Streams the server never processed are retried elsewhere (transparent retry).
+        let refused = streams.values.filter { $0.streamID > lastStreamID }.sorted { $0.streamID < $1.streamID }
+        for call in refused {
+            streams[call.streamID] = nil
+            delegate?.connection(self, finished: call, outcome: .refused)
+        }
+        if first || !refused.isEmpty {
+            delegate?.connectionReceivedGoAway(self, code: Self.name(code), lastStreamID: Int(lastStreamID), debug: debug)
+        }
+        afterStreamEnded()
+    }
+
+    // MARK: - PING, keepalive
+
+    private func sendPing() {
+        guard let context else { return }
+        pingCounter += 1
+        pendingPings[pingCounter] = NIODeadline.now().uptimeNanoseconds
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: pingCounter), ack: false))), promise: nil)
+        scheduleFlush()
+    }
+
+    private func pingAcked(_ data: HTTP2PingData) {
+        guard let sent = pendingPings.removeValue(forKey: data.integer) else { return }
+        let micros = Int64((NIODeadline.now().uptimeNanoseconds - sent) / 1000)
+        keepaliveTimeout?.cancel()
+        keepaliveTimeout = nil
+        delegate?.connectionMeasuredRTT(self, micros: micros)
+    }
+
+    private func startKeepalive(context: ChannelHandlerContext) {
+        guard let interval = keepaliveInterval else { return }
+        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            guard let self, !self.closed else { return }
+            self.sendPing()
+            if self.keepaliveTimeout == nil, let ctx = self.context {
+                self.keepaliveTimeout = ctx.eventLoop.scheduleTask(in: self.keepaliveTimeoutAmount) { [weak self] in
+                    guard let self else { return }
+                    self.closeReason = "keepalive timeout"
+                    self.context?.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    // MARK: - helpers
+
+    static func outcome(trailers: HPACKHeaders, sawHeaders: Bool) -> RPCOutcome {
+        if !sawHeaders, let status = trailers.first(name: ":status"), status != "200" {
+            return .status(statusFromHTTP(status), message: "HTTP status \(status)")
+        }
+        guard let s = trailers.first(name: "grpc-status"), let code = Int(s) else {
+            return .status(2, message: "response without grpc-status")
+        }
+        return .status(code, message: trailers.first(name: "grpc-message"))
+    }
+
+    /// gRPC's mapping of HTTP/2 RST_STREAM codes to statuses (grpc/grpc doc/PROTOCOL-HTTP2.md).
+    static func outcome(rst code: HTTP2ErrorCode) -> RPCOutcome {
+        switch code {
+        case .refusedStream: return .refused
+        case .cancel: return .status(1, message: "stream cancelled by the server")
+        case .enhanceYourCalm: return .status(8, message: "RST_STREAM ENHANCE_YOUR_CALM")
+        case .inadequateSecurity: return .status(7, message: "RST_STREAM INADEQUATE_SECURITY")
+        default: return .status(13, message: "RST_STREAM \(name(code))")
+        }
+    }
+
+    /// gRPC's mapping of HTTP status to grpc-status when the server is not speaking gRPC.
+    static func statusFromHTTP(_ status: String) -> Int {
+        switch status {
+        case "400": 13
+        case "401": 16
+        case "403": 7
+        case "404": 12
+        case "429", "502", "503", "504": 14
+        default: 2
+        }
+    }
+
+    static func name(_ code: HTTP2ErrorCode) -> String {
+        switch code {
+        case .noError: "NO_ERROR"
+        case .protocolError: "PROTOCOL_ERROR"
+        case .internalError: "INTERNAL_ERROR"
+        case .flowControlError: "FLOW_CONTROL_ERROR"
+        case .settingsTimeout: "SETTINGS_TIMEOUT"
+        case .streamClosed: "STREAM_CLOSED"
+        case .frameSizeError: "FRAME_SIZE_ERROR"
+        case .refusedStream: "REFUSED_STREAM"
+        case .cancel: "CANCEL"
+        case .compressionError: "COMPRESSION_ERROR"
+        case .connectError: "CONNECT_ERROR"
+        case .enhanceYourCalm: "ENHANCE_YOUR_CALM"
+        case .inadequateSecurity: "INADEQUATE_SECURITY"
+        case .http11Required: "HTTP_1_1_REQUIRED"
+        default: "0x\(String(code.networkCode, radix: 16))"
+        }
+    }
+}

@@ -1,0 +1,420 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import TopologyCore
+
+/// How the engine runs: what to send, how often, how to connect.
+public struct EngineConfig: Sendable {
+    public var target: String
+    public var resolverName: String
+    public var policy: LBPolicy = .roundRobin
+    public var rpc: RPCKind = .health(service: "")
+    public var traffic: TrafficSetting = .rate(20)
+    public var timeoutMs: Int64 = 10_000
+    /// `-H key:value` metadata, sent on every RPC.
+    public var metadata: [(String, String)] = []
+    public var authority: String
+    public var identityHeader: String?
+    public var tls: TLSOptions?
+    /// TLS server name (SNI and verification); default: the address's host name, if not an IP.
+    public var tlsServerName: String?
+    public var keepaliveMs: Int64?
+    public var keepaliveTimeoutMs: Int64 = 20_000
+    public var tickMs = 250
+    public var backoff = ConnectionBackoff()
+    public var version = "0.1.0"
+
+    public init(target: String, resolverName: String, authority: String) {
+        self.target = target
+        self.resolverName = resolverName
+        self.authority = authority
+    }
+}
+
+public struct TLSOptions: Sendable {
+    public var caCertPath: String?
+    public var certPath: String?
+    public var keyPath: String?
+    public var insecure = false
+    public init(caCertPath: String? = nil, certPath: String? = nil, keyPath: String? = nil, insecure: Bool = false) {
+        self.caCertPath = caCertPath
+        self.certPath = certPath
+        self.keyPath = keyPath
+        self.insecure = insecure
+    }
+
+    /// A client TLS context offering ALPN h2.
+    public func makeContext() throws -> NIOSSLContext {
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.applicationProtocols = ["h2"]
+        if let ca = caCertPath {
+            c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+        }
+        if let cert = certPath {
+            c.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+        }
+        if let key = keyPath {
+            c.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+        }
+        if insecure { c.certificateVerification = .none }
+        return try NIOSSLContext(configuration: c)
+    }
+}
+
+/// The engine: one event loop that owns the model, the subchannels, the picker, the traffic
+/// driver and the statistics collector. Every input becomes an `Event`, stamped and applied to
+/// the `Model` here, one at a time; the effects `apply` returns are carried out right after.
+///
+/// ```
+///  resolver ──submit──┐                       ┌─► observers (batch printer, recorder, UI)
+///  user     ──submit──┼─► loop: emit(event) ──┤
+///  subchannels ─emit──┤     model.apply       └─► effects: create/connect/shut down subchannels,
+///  stats tick ──emit──┘                                     new picker, re-resolution, traffic
+/// ```
+/// Threading: all state is confined to `loop`; `submit` and `withModel` may be called from any
+/// thread. RPCs are picked, started and recorded on the same loop without locks.
+public final class Engine: @unchecked Sendable {
+    public let config: EngineConfig
+    public let loop: EventLoop
+    let resolver: any EndpointResolver
+    let tlsContext: NIOSSLContext?
+    let request: RequestTemplate
+
+    private let startNanos: UInt64
+    private(set) var model = Model()
+    private var observers: [(TimedEvent, Model) -> Void] = []
+    private var subchannels: [SubchannelID: Subchannel] = [:]
+    private var picker = Picker(spec: PickerSpec(policy: .roundRobin, ready: [], channelState: .idle), randomStart: 0)
+    private var channelQueue = CircularBuffer<RPCCall>()
+    private var backendSlots: [String: StatsSlot] = [:]
+    private let unassignedSlot = StatsSlot()
+    private var traffic: TrafficSetting
+    private var trafficTimer: Scheduled<Void>?
+    private var rateBaseNanos: UInt64 = 0
+    private var rateIssued: Int = 0
+    private var inFlight = 0
+    private var nextCallID: UInt64 = 0
+    private var stopping = false
+    private var running = false
+    private var tickTask: RepeatedTask?
+    private var sweepTask: RepeatedTask?
+    /// Counts for `--fail-on-error` and the exit summary.
+    public private(set) var totalFailed = 0
+
+    static let http2Connection: NIOHTTP2Handler.ConnectionConfiguration = {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+            HTTP2Setting(parameter: .initialWindowSize, value: ClientConnectionHandler.initialStreamWindow),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
+            HTTP2Setting(parameter: .enablePush, value: 0),
+        ]
+        c.controlFrameRateLimit.maximumCount = 100_000
+        c.maximumConnectionGlitches = 100_000
+        return c
+    }()
+
+    static let http2Stream: NIOHTTP2Handler.StreamConfiguration = {
+        var s = NIOHTTP2Handler.StreamConfiguration()
+        s.streamResetFrameRateLimit.maximumCount = 100_000
+        s.streamErrorRateLimit.maximumCount = 100_000
+        return s
+    }()
+
+    public init(config: EngineConfig, resolver: any EndpointResolver, loop: EventLoop) throws {
+        self.config = config
+        self.resolver = resolver
+        self.loop = loop
+        self.tlsContext = try config.tls?.makeContext()
+        self.traffic = config.traffic
+        self.startNanos = NIODeadline.now().uptimeNanoseconds
+        self.request = Self.makeRequest(config)
+    }
+
+    static func makeRequest(_ config: EngineConfig) -> RequestTemplate {
+        var headers = HPACKHeaders()
+        headers.add(name: ":method", value: "POST")
+        headers.add(name: ":scheme", value: config.tls == nil ? "http" : "https")
+        headers.add(name: ":path", value: config.rpc.path)
+        headers.add(name: ":authority", value: config.authority)
+        headers.add(name: "content-type", value: "application/grpc")
+        headers.add(name: "te", value: "trailers")
+        headers.add(name: "user-agent", value: "grpctop/\(config.version)")
+        headers.add(name: "grpc-timeout", value: "\(max(1, config.timeoutMs))m")
+        for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
+        let payload = config.rpc.payload
+        var body = ByteBufferAllocator().buffer(capacity: payload.count + 5)
+        body.writeInteger(UInt8(0))
+        body.writeInteger(UInt32(payload.count))
+        body.writeBytes(payload)
+        return RequestTemplate(headers: headers, body: body, identityHeader: config.identityHeader)
+    }
+
+    /// Milliseconds since the engine was created: the time stamped on events.
+    var nowMs: Millis { Millis((NIODeadline.now().uptimeNanoseconds - startNanos) / 1_000_000) }
+
+    // MARK: - public API
+
+    /// Adds an observer called on the loop after each event is applied. Call before `start`.
+    public func observe(_ body: @escaping (TimedEvent, Model) -> Void) {
+        loop.execute { self.observers.append(body) }
+    }
+
+    /// Starts the session: emits `sessionStarted`, starts the resolver, the stats tick and traffic.
+    public func start(host: String = ProcessInfo.processInfo.hostName) -> EventLoopFuture<Void> {
+        loop.submit {
+            guard !self.running else { return }
+            self.running = true
+            self.emit(.sessionStarted(SessionInfo(
+                target: self.config.target, resolver: self.config.resolverName, policy: self.config.policy,
+                rpc: self.config.rpc.description, identityHeader: self.config.identityHeader,
+                traffic: self.config.traffic, tickMs: self.config.tickMs,
+                startedAt: Date().timeIntervalSince1970, host: host, version: self.config.version)))
+            self.tickTask = self.loop.scheduleRepeatedTask(
+                initialDelay: .milliseconds(Int64(self.config.tickMs)), delay: .milliseconds(Int64(self.config.tickMs))
+            ) { [weak self] _ in self?.tick() }
+            self.sweepTask = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { [weak self] _ in
+                self?.sweepDeadlines()
+            }
+            self.resolver.start { [weak self] event in self?.submit(event) }
+            self.startTraffic()
+        }
+    }
+
+    /// Feeds an event into the stream from any thread.
+    public func submit(_ event: Event) {
+        loop.execute { self.emit(event) }
+    }
+
+    /// Runs `body` with the current model on the loop.
+    public func withModel<T: Sendable>(_ body: @escaping @Sendable (Model) -> T) -> EventLoopFuture<T> {
+        loop.submit { body(self.model) }
+    }
+
+    /// Stops traffic, lets in-flight RPCs finish (up to `grace`), emits a final stats tick and
+    /// closes every connection. The model stays readable.
+    public func stop(grace: TimeAmount = .seconds(3)) -> EventLoopFuture<Model> {
+        loop.flatSubmit {
+            self.stopping = true
+            self.trafficTimer?.cancel()
+            self.resolver.stop()
+            let promise = self.loop.makePromise(of: Model.self)
+            let deadline = NIODeadline.now() + grace
+            func finish() {
+                self.failChannelQueue(message: "grpctop is stopping")
+                self.tick()
+                self.tickTask?.cancel()
+                self.sweepTask?.cancel()
+                for sc in self.subchannels.values { sc.shutDown() }
+                promise.succeed(self.model)
+            }
+            func poll() {
+                if self.inFlight - self.channelQueue.count <= 0 || NIODeadline.now() >= deadline {
+                    finish()
+                } else {
+                    self.loop.scheduleTask(in: .milliseconds(20)) { poll() }
+                }
+            }
+            poll()
+            return promise.futureResult
+        }
+    }
+
+    // MARK: - the event loop
+
+    /// Stamps, applies and publishes one event, then carries out its effects. On the loop.
+    func emit(_ event: Event) {
+        let timed = TimedEvent(at: nowMs, event)
+        let effects = model.apply(timed)
+        for o in observers { o(timed, model) }
+        for effect in effects { perform(effect) }
+    }
+
+    private func perform(_ effect: Effect) {
+        switch effect {
+        case .createSubchannel(let id, let endpoint):
+            let sc = Subchannel(id: id, endpoint: endpoint, engine: self)
+            if config.identityHeader == nil { sc.backendSlot = slot(forBackend: endpoint.displayName) }
+            subchannels[id] = sc
+        case .connect(let id):
+            subchannels[id]?.connect()
+        case .shutDown(let id):
+            subchannels[id]?.shutDown()
+            if let sc = subchannels[id] { subchannelMayBeFinished(sc) }
+        case .updatePicker(let spec):
+            picker = Picker(spec: spec, randomStart: Int.random(in: 0..<Int.max))
+            drainChannelQueue()
+        case .requestResolution(let reason):
+            resolver.requestResolution(reason: reason)
+        case .setTraffic(let t):
+            traffic = t
+            if !stopping { startTraffic() }
+        }
+    }
+
+    private func slot(forBackend name: String) -> StatsSlot {
+        if let s = backendSlots[name] { return s }
+        let s = StatsSlot()
+        backendSlots[name] = s
+        return s
+    }
+
+    func subchannelBecameUsable(_ sc: Subchannel) {
+        drainChannelQueue()
+    }
+
+    func subchannelMayBeFinished(_ sc: Subchannel) {
+        // Keep it until its last counters are reported by a tick.
+        guard sc.isFinished, !sc.stats.isDirty else { return }
+        if subchannels[sc.id] === sc { subchannels[sc.id] = nil }
+    }
+
+    // MARK: - statistics
+
+    private func tick() {
+        var tick = StatsTick()
+        for (id, sc) in subchannels.sorted(by: { $0.key < $1.key }) {
+            let active = sc.activeStreams
+            let queued = sc.queue.count
+            let delta = sc.stats.take()
+            tick.subchannels.append(SubchannelTick(id: id, activeStreams: active, queued: queued, delta: delta))
+            if sc.isFinished { subchannels[id] = nil }
+        }
+        for (name, slot) in backendSlots.sorted(by: { $0.key < $1.key }) where slot.isDirty {
+            tick.backends.append(BackendTick(name: name, delta: slot.take()))
+        }
+        tick.unassigned = unassignedSlot.take()
+        tick.channelQueued = channelQueue.count
+        emit(.stats(tick))
+    }
+
+    // MARK: - traffic
+
+    private func startTraffic() {
+        trafficTimer?.cancel()
+        trafficTimer = nil
+        switch traffic {
+        case .rate:
+            rateBaseNanos = NIODeadline.now().uptimeNanoseconds
+            rateIssued = 0
+            scheduleRateTimer()
+        case .concurrency(let n):
+            while inFlight < n && !stopping { issue() }
+        }
+    }
+
+    private func scheduleRateTimer() {
+        guard case .rate(let r) = traffic, r > 0, !stopping else { return }
+        let intervalNanos = max(2_000_000, Int64(1e9 / r))
+        trafficTimer = loop.scheduleTask(in: .nanoseconds(intervalNanos)) { [weak self] in
+            guard let self, !self.stopping, case .rate(let rate) = self.traffic else { return }
+            let elapsed = Double(NIODeadline.now().uptimeNanoseconds - self.rateBaseNanos) / 1e9
+            let due = Int(elapsed * rate) - self.rateIssued
+            for _ in 0..<max(0, min(due, 100_000)) { self.issue() }
+            self.rateIssued += max(0, due)
+            self.scheduleRateTimer()
+        }
+    }
+
+    private func issue() {
+        nextCallID &+= 1
+        let now = NIODeadline.now().uptimeNanoseconds
+        let call = RPCCall(id: nextCallID, startNanos: now, deadlineNanos: now + UInt64(config.timeoutMs) * 1_000_000)
+        inFlight += 1
+        dispatch(call)
+    }
+
+    /// Picks a subchannel for an RPC; waits for one while the channel is connecting, fails fast
+    /// while it is in TRANSIENT_FAILURE (gRPC's behaviour for RPCs without wait-for-ready).
+    private func dispatch(_ call: RPCCall) {
+        var tries = 0
+        while tries < 4, let id = picker.pick(outstanding: { [subchannels] in subchannels[$0]?.outstanding ?? 0 }, random: { Int.random(in: 0..<Int.max) }) {
+            tries += 1
+            if let sc = subchannels[id], sc.accept(call) { return }
+        }
+        if picker.spec.channelState == .transientFailure && picker.spec.ready.isEmpty {
+            finishUnassigned(call, code: 14, message: model.resolver.endpoints.isEmpty ? "no endpoints" : "all subchannels in TRANSIENT_FAILURE")
+        } else {
+            channelQueue.append(call)
+        }
+    }
+
+    private func drainChannelQueue() {
+        guard !channelQueue.isEmpty else { return }
+        let waiting = channelQueue
+        channelQueue.removeAll()
+        for call in waiting { dispatch(call) }
+    }
+
+    private func failChannelQueue(message: String) {
+        while let call = channelQueue.popFirst() { finishUnassigned(call, code: 14, message: message) }
+    }
+
+    private func sweepDeadlines() {
+        let now = NIODeadline.now().uptimeNanoseconds
+        if !channelQueue.isEmpty {
+            var kept = CircularBuffer<RPCCall>()
+            while let call = channelQueue.popFirst() {
+                if call.deadlineNanos <= now {
+                    finishUnassigned(call, code: 4, message: "deadline exceeded waiting for a READY subchannel")
+                } else {
+                    kept.append(call)
+                }
+            }
+            channelQueue = kept
+        }
+        for sc in subchannels.values { sc.expireQueued(now: now) }
+        refillClosedLoop()
+    }
+
+    /// An RPC handed back by a subchannel that can no longer carry it (not sent yet).
+    func repick(_ call: RPCCall) {
+        dispatch(call)
+    }
+
+    /// gRPC retries RPCs the server never saw (above GOAWAY's last-stream-id, REFUSED_STREAM).
+    func retryTransparently(_ call: RPCCall, from sc: Subchannel) {
+        call.retries += 1
+        if call.retries > 3 {
+            finish(call, on: sc, code: 14, message: "stream refused \(call.retries) times")
+        } else {
+            dispatch(call)
+        }
+    }
+
+    func finish(_ call: RPCCall, on sc: Subchannel, code: Int, message: String?) {
+        let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
+        sc.stats.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
+        if let header = config.identityHeader {
+            // The backend is known only when its answer names it: count the start then.
+            let backend = slot(forBackend: call.identity ?? "(no \(header))")
+            backend.recordStarted()
+            backend.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
+        } else {
+            sc.backendSlot?.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
+        }
+        completed(code: code)
+    }
+
+    private func finishUnassigned(_ call: RPCCall, code: Int, message: String) {
+        let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
+        unassignedSlot.recordFinished(code: code, micros: micros, messages: 0)
+        // Not refilled at once: with no READY subchannel a closed loop would spin. The sweep
+        // (every 50 ms) tops it up.
+        completed(code: code, refill: false)
+    }
+
+    private func completed(code: Int, refill: Bool = true) {
+        inFlight -= 1
+        if code != 0 { totalFailed += 1 }
+        if refill { refillClosedLoop() }
+    }
+
+    private func refillClosedLoop() {
+        guard case .concurrency(let n) = traffic, !stopping else { return }
+        while inFlight < n { issue() }
+    }
+}
