@@ -43,6 +43,7 @@ let package = Package(
             name: "TopologyServer",
             dependencies: [
                 "TopologyCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

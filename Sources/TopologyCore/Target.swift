@@ -262,7 +262,7 @@ extension Target {
     }
 
     /// `host`, `host:port`, `[v6]`, `[v6]:port`; with `bareIPv6` also an unbracketed v6 literal.
-    static func splitHostPort(_ text: String, whole: String, bareIPv6: Bool, defaultPort: Int = Target.defaultPort)
+    public static func splitHostPort(_ text: String, whole: String, bareIPv6: Bool, defaultPort: Int = Target.defaultPort)
         throws(TargetError) -> HostPort
     {
         if text.hasPrefix("[") {

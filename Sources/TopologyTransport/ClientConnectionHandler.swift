@@ -137,13 +137,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // Raise the connection window so responses never stall on it (we own flow control).
-        let increment = Self.connectionWindowTarget - 65_535
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-        context.flush()
+        if context.channel.isActive { raiseConnectionWindow(context: context) }
         deadlineTask = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { [weak self] _ in
             self?.expireDeadlines()
         }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()  // NIOHTTP2Handler has sent the preface and SETTINGS by now
+        raiseConnectionWindow(context: context)
+    }
+
+    private var windowRaised = false
+
+    /// Raises the connection window so responses never stall on it (we own flow control).
+    private func raiseConnectionWindow(context: ChannelHandlerContext) {
+        guard !windowRaised else { return }
+        windowRaised = true
+        let increment = Self.connectionWindowTarget - 65_535
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        context.flush()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -1,0 +1,290 @@
+import Foundation
+
+/// One `--batch` snapshot: what the dashboard would show, as data (JSON Lines) or a table.
+public struct Snapshot: Codable, Sendable, Equatable {
+    public var type = "snapshot"
+    /// Seconds since the session started.
+    public var t: Double
+    public var target: String
+    public var policy: String
+    public var channel: String
+    public var rps: Double
+    public var errorsPerSecond: Double
+    public var queued: Int
+    public var fairness: Double?
+    public var fairnessWord: String
+    public var resolver: ResolverSnapshot
+    public var endpoints: [EndpointSnapshot]
+    public var subchannels: [SubchannelSnapshot]
+    public var backends: [BackendSnapshot]
+
+    public struct ResolverSnapshot: Codable, Sendable, Equatable {
+        public var name: String
+        public var endpoints: Int
+        public var updates: Int
+        public var lastUpdateAgoMs: Int64?
+        public var error: String?
+        public var errorForMs: Int64?
+        public var info: [String: String]
+    }
+
+    public struct EndpointSnapshot: Codable, Sendable, Equatable {
+        public var name: String
+        public var addresses: [String]
+        public var condition: String
+        public var pod: String?
+        public var node: String?
+        public var zone: String?
+        public var ageMs: Int64
+        public var mark: String?
+        public var subchannel: Int?
+    }
+
+    public struct SubchannelSnapshot: Codable, Sendable, Equatable {
+        public var id: Int
+        public var endpoint: String
+        public var address: String
+        public var state: String
+        public var forMs: Int64
+        public var streams: Int
+        public var maxStreams: Int?
+        public var queued: Int
+        public var started: Int
+        public var ok: Int
+        public var failed: Int
+        public var rttMs: Double?
+        public var connectMs: Int64?
+        public var lastReason: String?
+        public var backoffMs: Int64?
+        public var goAways: Int
+        public var lastGoAway: GoAwaySnapshot?
+        public var transitions: [String]
+    }
+
+    public struct GoAwaySnapshot: Codable, Sendable, Equatable {
+        public var code: String
+        public var lastStreamID: Int
+        public var debug: String
+        public var agoMs: Int64
+    }
+
+    public struct BackendSnapshot: Codable, Sendable, Equatable {
+        public var name: String
+        public var rps: Double
+        public var share: Double
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+        public var total: Int
+        public var ok: Int
+        public var failed: Int
+        public var errors: [String: Int]
+    }
+
+    public init(_ m: Model) {
+        let tick = m.tickMs
+        t = Double(m.now) / 1000
+        target = m.session?.target ?? ""
+        policy = m.policy.rawValue
+        channel = m.channelState.rawValue
+        rps = round2(m.channel.rate(seconds: 1, tickMs: tick))
+        errorsPerSecond = round2(m.channel.errorRate(seconds: 1, tickMs: tick))
+        queued = m.channelQueued
+        let f = m.liveFairness()
+        fairness = f.index.map(round3)
+        fairnessWord = f.word
+        resolver = ResolverSnapshot(
+            name: m.session?.resolver ?? "", endpoints: m.resolver.endpoints.count, updates: m.resolver.updates,
+            lastUpdateAgoMs: m.resolver.lastUpdate.map { m.now - $0 }, error: m.resolver.error?.message,
+            errorForMs: m.resolver.error.map { m.now - $0.since }, info: m.resolver.info)
+        endpoints = m.endpointRows.map { row in
+            let e = row.endpoint
+            return EndpointSnapshot(
+                name: e.displayName, addresses: e.addresses.map(\.description), condition: e.condition.rawValue,
+                pod: e.pod, node: e.node, zone: e.zone, ageMs: m.now - row.firstSeen,
+                mark: row.removedAt != nil ? "removed" : (row.isNew(now: m.now) ? "added" : nil),
+                subchannel: row.removedAt == nil ? m.subchannel(for: e.key)?.id : nil)
+        }
+        subchannels = m.subchannelRows.map { sc in
+            SubchannelSnapshot(
+                id: sc.id, endpoint: sc.endpoint.displayName, address: sc.remote ?? sc.endpoint.addresses.first?.description ?? "",
+                state: sc.state.rawValue, forMs: m.now - sc.stateSince, streams: sc.activeStreams,
+                maxStreams: sc.maxConcurrentStreams, queued: sc.queued, started: sc.traffic.total.started,
+                ok: sc.traffic.total.succeeded, failed: sc.traffic.total.failed,
+                rttMs: sc.rttMicros.map { round2(Double($0) / 1000) }, connectMs: sc.connectMs,
+                lastReason: sc.lastDisconnectReason, backoffMs: sc.backoffUntil.map { max(0, $0 - m.now) },
+                goAways: sc.goAways,
+                lastGoAway: sc.lastGoAway.map { GoAwaySnapshot(code: $0.code, lastStreamID: $0.lastStreamID, debug: $0.debug, agoMs: m.now - $0.at) },
+                transitions: sc.transitions.map { "\($0.from.rawValue)->\($0.to.rawValue)\($0.reason.map { ": \($0)" } ?? "")" })
+        }
+        let recentTotal = m.backends.values.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tick) }
+        backends = m.backends.values.sorted { $0.name < $1.name }.map { b in
+            let tr = b.traffic
+            return BackendSnapshot(
+                name: b.name, rps: round2(tr.rate(seconds: 1, tickMs: tick)),
+                share: recentTotal > 0 ? round3(Double(tr.completed(lastSeconds: 10, tickMs: tick)) / Double(recentTotal)) : 0,
+                p50Ms: tr.recentPercentile(50).map { round2(Double($0) / 1000) },
+                p99Ms: tr.recentPercentile(99).map { round2(Double($0) / 1000) },
+                total: tr.total.completed, ok: tr.total.succeeded, failed: tr.total.failed,
+                errors: namedCodes(tr.total.codes))
+        }
+    }
+}
+
+/// The end-of-run summary: per backend total, share, errors by code, p50/p99; fairness.
+public struct Summary: Codable, Sendable, Equatable {
+    public var type = "summary"
+    public var seconds: Double
+    public var target: String
+    public var policy: String
+    public var total: Int
+    public var ok: Int
+    public var failed: Int
+    public var errors: [String: Int]
+    /// RPCs that never reached a subchannel.
+    public var unassignedFailed: Int
+    public var fairness: Double?
+    public var fairnessWord: String
+    public var goAways: Int
+    public var reconnects: Int
+    public var p50Ms: Double?
+    public var p99Ms: Double?
+    public var backends: [Row]
+
+    public struct Row: Codable, Sendable, Equatable {
+        public var name: String
+        public var total: Int
+        public var share: Double
+        public var ok: Int
+        public var failed: Int
+        public var errors: [String: Int]
+        public var p50Ms: Double?
+        public var p99Ms: Double?
+    }
+
+    public init(_ m: Model) {
+        seconds = Double(m.now) / 1000
+        target = m.session?.target ?? ""
+        policy = m.policy.rawValue
+        let ch = m.channel.total
+        total = ch.completed
+        ok = ch.succeeded
+        failed = ch.failed
+        errors = namedCodes(ch.codes)
+        unassignedFailed = m.unassigned.total.failed
+        let f = m.sessionFairness()
+        fairness = f.index.map(round3)
+        fairnessWord = f.word
+        goAways = m.goAways
+        reconnects = m.reconnects
+        p50Ms = m.channel.latency.percentile(50).map { round2(Double($0) / 1000) }
+        p99Ms = m.channel.latency.percentile(99).map { round2(Double($0) / 1000) }
+        let backendTotal = m.backends.values.reduce(0) { $0 + $1.traffic.total.completed }
+        backends = m.backends.values.sorted { $0.name < $1.name }.map { b in
+            let t = b.traffic.total
+            return Row(
+                name: b.name, total: t.completed, share: backendTotal > 0 ? round3(Double(t.completed) / Double(backendTotal)) : 0,
+                ok: t.succeeded, failed: t.failed, errors: namedCodes(t.codes),
+                p50Ms: b.traffic.latency.percentile(50).map { round2(Double($0) / 1000) },
+                p99Ms: b.traffic.latency.percentile(99).map { round2(Double($0) / 1000) })
+        }
+    }
+}
+
+// MARK: - text tables
+
+extension Snapshot {
+    /// A top-style text block for `--output table`.
+    public func table() -> String {
+        var out = ""
+        let fair = fairness.map { String(format: "%.2f", $0) } ?? "-"
+        out += "t=\(String(format: "%.1f", t))s  \(target)  \(policy)  channel \(channel)  "
+            + "\(String(format: "%.1f", rps)) rps  \(String(format: "%.1f", errorsPerSecond)) err/s  fairness \(fair) (\(fairnessWord))"
+        if queued > 0 { out += "  queued \(queued)" }
+        out += "\n"
+        var res = "resolver \(resolver.name): \(resolver.endpoints) endpoints, \(resolver.updates) updates"
+        if let e = resolver.error { res += ", ERROR \(e) (for \(formatDuration(resolver.errorForMs ?? 0)))" }
+        out += res + "\n"
+        var rows = [["ENDPOINT", "ADDRESS", "CONDITION", "ZONE", "AGE", ""]]
+        for e in endpoints {
+            rows.append([e.name, e.addresses.joined(separator: ","), e.condition, e.zone ?? "-", formatDuration(e.ageMs), e.mark ?? ""])
+        }
+        out += formatTable(rows)
+        rows = [["SUB", "ENDPOINT", "STATE", "FOR", "STREAMS", "QUEUED", "STARTED", "OK", "FAILED", "RTT", "LAST REASON"]]
+        for s in subchannels {
+            let streams = "\(s.streams)/\(s.maxStreams.map(String.init) ?? "100*")"
+            var reason = s.lastReason ?? "-"
+            if let b = s.backoffMs, s.state == "TRANSIENT_FAILURE" { reason += " (retry in \(formatDuration(b)))" }
+            rows.append(["#\(s.id)", s.endpoint, s.state, formatDuration(s.forMs), streams, "\(s.queued)", "\(s.started)",
+                         "\(s.ok)", "\(s.failed)", s.rttMs.map { String(format: "%.2fms", $0) } ?? "-", reason])
+        }
+        out += formatTable(rows)
+        rows = [["BACKEND", "RPS", "SHARE", "P50", "P99", "TOTAL", "FAILED"]]
+        for b in backends {
+            rows.append([b.name, String(format: "%.1f", b.rps), String(format: "%.1f%%", b.share * 100), ms(b.p50Ms), ms(b.p99Ms), "\(b.total)", "\(b.failed)"])
+        }
+        out += formatTable(rows)
+        return out
+    }
+}
+
+extension Summary {
+    public func table() -> String {
+        var out = "summary: \(String(format: "%.1f", seconds))s  \(target)  \(policy)  \(total) RPCs, \(ok) ok, \(failed) failed"
+        if !errors.isEmpty { out += " (" + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")" }
+        out += "  fairness \(fairness.map { String(format: "%.3f", $0) } ?? "-") (\(fairnessWord))"
+        if goAways > 0 || reconnects > 0 { out += "  goaways \(goAways), reconnects \(reconnects)" }
+        out += "\n"
+        var rows = [["BACKEND", "TOTAL", "SHARE", "OK", "FAILED", "ERRORS", "P50", "P99"]]
+        for b in backends {
+            let errs = b.errors.isEmpty ? "-" : b.errors.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+            rows.append([b.name, "\(b.total)", String(format: "%.1f%%", b.share * 100), "\(b.ok)", "\(b.failed)", errs, ms(b.p50Ms), ms(b.p99Ms)])
+        }
+        if unassignedFailed > 0 {
+            rows.append(["(no subchannel)", "\(unassignedFailed)", "-", "0", "\(unassignedFailed)", "-", "-", "-"])
+        }
+        out += formatTable(rows)
+        return out
+    }
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+public func formatTable(_ rows: [[String]]) -> String {
+    guard let width = rows.map(\.count).max(), width > 0 else { return "" }
+    var widths = [Int](repeating: 0, count: width)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    var out = ""
+    for r in rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += i == r.count - 1 ? c : c.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0)
+        }
+        while line.hasSuffix(" ") { line.removeLast() }
+        out += line + "\n"
+    }
+    return out
+}
+
+func ms(_ v: Double?) -> String { v.map { String(format: "%.2fms", $0) } ?? "-" }
+func round2(_ v: Double) -> Double { (v * 100).rounded() / 100 }
+func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+func namedCodes(_ codes: [Int: Int]) -> [String: Int] {
+    var out: [String: Int] = [:]
+    for (c, n) in codes { out[GRPCStatusName.name(c)] = n }
+    return out
+}
+
+/// Durations as users type them: `250ms`, `2s`, `1.5s`, `5m`, `1h`; a bare number is seconds.
+public enum DurationText {
+    public static func parseMillis(_ text: String) -> Int64? {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, factor) in units where s.hasSuffix(suffix) {
+            let num = String(s.dropLast(suffix.count))
+            if suffix == "s" && num.hasSuffix("m") { continue }
+            guard let v = Double(num), v >= 0, v.isFinite else { return nil }
+            return Int64((v * factor).rounded())
+        }
+        guard let v = Double(s), v >= 0, v.isFinite else { return nil }
+        return Int64((v * 1000).rounded())
+    }
+}

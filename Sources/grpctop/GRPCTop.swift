@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+
+/// `grpctop`: the root command. Errors in what the user typed print one line naming the problem
+/// (and how to fix it) and exit with status 2; `--help` works as usual.
+@main
+struct GRPCTop: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "grpctop",
+        abstract: "A terminal dashboard of a gRPC client's connection topology: endpoints, subchannels, streams and per-pod rates.",
+        version: version,
+        subcommands: [Watch.self, Serve.self],
+        defaultSubcommand: nil
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch let failure as UsageFailure {
+            FileHandle.standardError.write(Data("grpctop: \(failure.message)\n".utf8))
+            Foundation.exit(2)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            var msg = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if msg.hasPrefix("Error: ") { msg.removeFirst(7) }
+            FileHandle.standardError.write(Data("grpctop: \(msg) (see 'grpctop help')\n".utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// A mistake in what the user typed: printed as one line, exit status 2.
+struct UsageFailure: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// A runtime failure (cannot bind, cannot read a certificate…): one line, exit status 1.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("grpctop: \(message)\n".utf8))
+    exit(1)
+}
+
+func parseDuration(_ text: String, flag: String) throws -> Int64 {
+    guard let ms = DurationParse.millis(text) else {
+        throw UsageFailure("\(flag) '\(text)' is not a duration (write 500ms, 2s, 1m)")
+    }
+    return ms
+}

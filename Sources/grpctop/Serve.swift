@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import TopologyCore
+import TopologyServer
+
+/// `grpctop serve`: the test server — Greeter, standard health, controllable failures, limits
+/// and drains — so fleets of real gRPC backends can be started anywhere.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a test gRPC server (Greeter + health) that says who it is in x-served-by.",
+        discussion: """
+        Prints 'serving NAME on HOST:PORT' once listening. SIGTERM/SIGINT drain gracefully (GOAWAY, \
+        in-flight RPCs finish, exit 0); SIGUSR1 sets health NOT_SERVING, SIGUSR2 back to SERVING. \
+        On exit prints the RPCs served per method as JSON (also to --stats-file).
+        """)
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0 picks a free one and prints it).") var port = 0
+    @Option(help: "Name in replies and in the x-served-by header (default: $POD_NAME, else the host name).") var name: String?
+    @Option(help: "Delay before each unary reply (e.g. 5ms).") var delay = "0ms"
+    @Option(help: "Extra random delay, uniform in [0, jitter].") var jitter = "0ms"
+    @Option(name: .customLong("fail-rate"), help: "Fraction of unary RPCs to fail (0..1).") var failRate = 0.0
+    @Option(name: .customLong("fail-code"), help: "grpc-status for injected failures (number or name).") var failCode = "UNAVAILABLE"
+    @Option(name: .customLong("max-concurrent-streams"), help: "SETTINGS_MAX_CONCURRENT_STREAMS to announce.") var maxConcurrentStreams: Int?
+    @Option(name: .customLong("max-connection-age"), help: "gRFC A9 max connection age (±10% jitter), e.g. 30s.") var maxConnectionAge: String?
+    @Option(name: .customLong("max-connection-age-grace"), help: "Time in-flight RPCs get after the age GOAWAY.") var maxConnectionAgeGrace = "30s"
+    @Option(name: .customLong("drain-grace"), help: "Longest graceful drain on SIGTERM.") var drainGrace = "30s"
+    @Option(name: .customLong("stats-file"), help: "Write the served-RPC counts (JSON) here on exit.") var statsFile: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS with ALPN h2.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+
+    func run() throws {
+        guard (0...65535).contains(port) else { throw UsageFailure("--port \(port) is out of range (0-65535)") }
+        guard (0...1).contains(failRate) else { throw UsageFailure("--fail-rate \(failRate) must be between 0 and 1") }
+        guard let code = GRPCStatusName.code(failCode), (1...16).contains(code) else {
+            throw UsageFailure("--fail-code '\(failCode)' is not a gRPC status (1-16 or a name like UNAVAILABLE)")
+        }
+        if let m = maxConcurrentStreams, m < 1 { throw UsageFailure("--max-concurrent-streams must be at least 1") }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw UsageFailure("--tls-cert and --tls-key go together") }
+
+        let env = ProcessInfo.processInfo.environment
+        var config = ServerConfig(name: name ?? env["POD_NAME"] ?? ProcessInfo.processInfo.hostName)
+        config.host = host
+        config.port = port
+        config.delayMs = try parseDuration(delay, flag: "--delay")
+        config.jitterMs = try parseDuration(jitter, flag: "--jitter")
+        config.failRate = failRate
+        config.failCode = code
+        config.maxConcurrentStreams = maxConcurrentStreams
+        config.maxConnectionAgeMs = try maxConnectionAge.map { try parseDuration($0, flag: "--max-connection-age") }
+        config.maxConnectionAgeGraceMs = try parseDuration(maxConnectionAgeGrace, flag: "--max-connection-age-grace")
+        config.drainGraceMs = try parseDuration(drainGrace, flag: "--drain-grace")
+        config.tlsCertPath = tlsCert
+        config.tlsKeyPath = tlsKey
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server: TestServer
+        let address: String
+        do {
+            server = try TestServer(config: config, group: group)
+            address = try server.start()
+        } catch {
+            fail("cannot serve on \(HostPort(host: host, port: port)): \(error)")
+        }
+        print("serving \(config.name) on \(address)")
+        fflush(nil)
+
+        let done = DispatchSemaphore(value: 0)
+        let signals = SignalWatcher()
+        signals.on([SIGTERM, SIGINT]) { _ in
+            server.drain().whenComplete { _ in done.signal() }
+        }
+        signals.on([SIGUSR1]) { _ in server.setServing(false) }
+        signals.on([SIGUSR2]) { _ in server.setServing(true) }
+        done.wait()
+        let json = server.statsJSON()
+        print(json)
+        fflush(nil)
+        if let statsFile {
+            try? (json + "\n").write(toFile: statsFile, atomically: true, encoding: .utf8)
+        }
+        try? group.syncShutdownGracefully()
+    }
+}
+
+/// Signal handlers on a dispatch queue (the default action is turned off for the watched signals).
+final class SignalWatcher: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let queue = DispatchQueue(label: "grpctop.signals")
+
+    func on(_ signals: [Int32], _ handler: @escaping @Sendable (Int32) -> Void) {
+        for sig in signals {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { handler(sig) }
+            s.resume()
+            sources.append(s)
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import TopologyCore
+import TopologyResolvers
+import TopologyTransport
+
+/// `grpctop watch TARGET`: resolve, connect, send traffic and show the topology.
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch a gRPC target: endpoints, subchannels, streams and per-backend rates.",
+        discussion: """
+        TARGET follows gRPC naming: dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, \
+        unix:/path, plus file:PATH (one endpoint a line, watched for changes).
+        Exit status: 0 ok, 1 --fail-on-error saw a failed RPC (or a runtime error), 2 bad input.
+        """)
+
+    @Argument(help: "The target, e.g. ipv4:127.0.0.1:50051,127.0.0.1:50052 or file:endpoints.txt")
+    var target: String
+
+    // Load balancing and traffic
+    @Option(name: .customLong("lb"), help: "Load-balancing policy: pick_first, round_robin, least_request.")
+    var lb = "round_robin"
+    @Option(help: "Open-loop rate: RPCs per second.") var rps: Double?
+    @Option(help: "Closed loop: this many RPCs in flight (instead of --rps).") var concurrency: Int?
+    @Option(help: "Deadline of each RPC.") var timeout = "10s"
+    @Option(name: [.customShort("H"), .customLong("header")], help: "Metadata 'key: value' sent with every RPC (repeatable).")
+    var headers: [String] = []
+    @Option(help: "RPC to send: health (grpc.health.v1.Health/Check) or greeter (helloworld.Greeter/SayHello).")
+    var rpc = "health"
+    @Option(help: "Name sent by --rpc greeter.") var name = "grpctop"
+    @Option(help: "Service name sent by --rpc health (empty: the whole server).") var service = ""
+    @Option(help: "Any unary method, e.g. /pkg.Service/Method (with --data-hex or --data-file).") var method: String?
+    @Option(name: .customLong("data-hex"), help: "Request message for --method, as hex protobuf bytes.") var dataHex: String?
+    @Option(name: .customLong("data-file"), help: "Request message for --method, read from a file (raw protobuf).") var dataFile: String?
+    @Option(name: .customLong("identity-header"), help: "Response header (or trailer) naming the backend, e.g. x-served-by.")
+    var identityHeader: String?
+
+    // Connection
+    @Flag(help: "Use TLS (ALPN h2).") var tls = false
+    @Option(help: "PEM CA certificate to trust (with --tls).") var cacert: String?
+    @Option(help: "PEM client certificate (with --tls).") var cert: String?
+    @Option(help: "PEM client key (with --tls).") var key: String?
+    @Option(help: "The :authority header (and TLS server name).") var authority: String?
+    @Flag(help: "Do not verify the server certificate (with --tls).") var insecure = false
+    @Option(help: "Send a keepalive PING this often (e.g. 10s); a peer silent for 20s is dropped.") var keepalive: String?
+
+    // Batch output
+    @Flag(help: "Print snapshots instead of the dashboard (top's batch mode).") var batch = false
+    @Option(help: "Time between snapshots.") var interval = "1s"
+    @Option(help: "Stop after this many snapshots.") var iterations: Int?
+    @Option(help: "Stop after this long (e.g. 30s).") var duration: String?
+    @Option(help: "Snapshot format: table or json (JSON Lines).") var output = "table"
+    @Flag(name: .customLong("fail-on-error"), help: "Exit 1 if any RPC failed (a rollout gate for CI).") var failOnError = false
+
+    func run() throws {
+        let options = try validatedOptions()
+        if !batch {
+            if isatty(STDOUT_FILENO) == 0 {
+                FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
+            } else {
+                FileHandle.standardError.write(Data("grpctop: the full-screen dashboard is not available in this build; running in --batch mode\n".utf8))
+            }
+        }
+        let failed = try runBatch(options)
+        if failOnError && failed > 0 { throw ExitCode(1) }
+    }
+
+    struct Options {
+        var config: EngineConfig
+        var resolver: any EndpointResolver
+        var intervalMs: Int64
+        var durationMs: Int64?
+        var json: Bool
+    }
+
+    func validatedOptions() throws -> Options {
+        let parsed: Target
+        do { parsed = try Target.parse(target) } catch { throw UsageFailure(error.message) }
+        let resolver = try makeResolver(parsed)
+
+        guard let policy = LBPolicy(name: lb) else {
+            throw UsageFailure("--lb '\(lb)' is not a policy: use pick_first, round_robin or least_request")
+        }
+        if rps != nil && concurrency != nil { throw UsageFailure("use either --rps or --concurrency, not both") }
+        let traffic: TrafficSetting
+        if let c = concurrency {
+            guard c >= 1, c <= 100_000 else { throw UsageFailure("--concurrency \(c) must be between 1 and 100000") }
+            traffic = .concurrency(c)
+        } else {
+            let r = rps ?? 20
+            guard r > 0, r.isFinite, r <= 1_000_000 else { throw UsageFailure("--rps \(formatNumber(r)) must be greater than 0 (and at most 1000000)") }
+            traffic = .rate(r)
+        }
+        let timeoutMs = try parseDuration(timeout, flag: "--timeout")
+        guard timeoutMs > 0 else { throw UsageFailure("--timeout must be greater than 0") }
+
+        let kind: RPCKind
+        if let method {
+            guard method.hasPrefix("/"), method.dropFirst().split(separator: "/").count == 2 else {
+                throw UsageFailure("--method '\(method)' must look like /package.Service/Method")
+            }
+            var payload: [UInt8] = []
+            if dataHex != nil && dataFile != nil { throw UsageFailure("use either --data-hex or --data-file, not both") }
+            if let hex = dataHex {
+                guard let bytes = ProtoWire.hex(hex) else {
+                    throw UsageFailure("--data-hex '\(hex)' is not hex bytes (write e.g. 0a03626f62)")
+                }
+                payload = bytes
+            } else if let file = dataFile {
+                guard let data = FileManager.default.contents(atPath: file) else { throw UsageFailure("--data-file \(file): cannot read it") }
+                payload = Array(data)
+            }
+            kind = .custom(path: method, payload: payload)
+        } else {
+            if dataHex != nil || dataFile != nil { throw UsageFailure("--data-hex and --data-file go with --method") }
+            switch rpc.lowercased() {
+            case "health": kind = .health(service: service)
+            case "greeter", "hello", "sayhello": kind = .greeter(name: name)
+            default: throw UsageFailure("--rpc '\(rpc)' is not known: use health or greeter (or --method for any unary method)")
+            }
+        }
+
+        var metadata: [(String, String)] = []
+        for h in headers {
+            guard let colon = h.firstIndex(of: ":"), colon != h.startIndex else {
+                throw UsageFailure("-H '\(h)' must be 'key: value'")
+            }
+            let k = h[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            let v = h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard !k.hasPrefix(":"), k.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                throw UsageFailure("-H '\(h)': '\(k)' is not a valid metadata key")
+            }
+            metadata.append((k, v))
+        }
+
+        var config = EngineConfig(target: target, resolverName: resolver.name, authority: authority ?? parsed.defaultAuthority)
+        config.policy = policy
+        config.rpc = kind
+        config.traffic = traffic
+        config.timeoutMs = timeoutMs
+        config.metadata = metadata
+        config.identityHeader = identityHeader?.lowercased()
+        config.version = GRPCTop.version
+        if let k = keepalive {
+            let ms = try parseDuration(k, flag: "--keepalive")
+            guard ms >= 1000 else { throw UsageFailure("--keepalive \(k) is too short (at least 1s; servers punish ping floods)") }
+            config.keepaliveMs = ms
+        }
+        if tls || cacert != nil || cert != nil || key != nil || insecure {
+            guard tls else { throw UsageFailure("--cacert, --cert, --key and --insecure need --tls") }
+            guard (cert == nil) == (key == nil) else { throw UsageFailure("--cert and --key go together") }
+            for (flag, path) in [("--cacert", cacert), ("--cert", cert), ("--key", key)] {
+                if let path, !FileManager.default.isReadableFile(atPath: path) { throw UsageFailure("\(flag) \(path): cannot read it") }
+            }
+            config.tls = TLSOptions(caCertPath: cacert, certPath: cert, keyPath: key, insecure: insecure)
+            config.tlsServerName = authority.map { HostPortText.host(of: $0) }
+        }
+
+        let intervalMs = try parseDuration(interval, flag: "--interval")
+        guard intervalMs >= 100 else { throw UsageFailure("--interval \(interval) is too short (at least 100ms)") }
+        let durationMs = try duration.map { try parseDuration($0, flag: "--duration") }
+        if let i = iterations, i < 1 { throw UsageFailure("--iterations must be at least 1") }
+        guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
+        return Options(config: config, resolver: resolver, intervalMs: intervalMs, durationMs: durationMs, json: output == "json")
+    }
+
+    func makeResolver(_ t: Target) throws -> any EndpointResolver {
+        if let addresses = t.staticAddresses { return StaticResolver(addresses: addresses) }
+        switch t {
+        case .file(let path):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw UsageFailure("target '\(target)': \(path): no such file (create it with one host:port a line)")
+            }
+            return FileResolver(path: path)
+        case .dns(_, let host, _):
+            throw UsageFailure("target '\(target)': looking up host names (\(host)) is not supported yet; use an IP address, ipv4:/ipv6: or file:")
+        case .kubernetes:
+            throw UsageFailure("target '\(target)': the kubernetes resolver is not supported yet; list the pods in a file: target meanwhile")
+        case .etcd:
+            throw UsageFailure("target '\(target)': the etcd resolver is not supported yet")
+        case .ipv4, .ipv6, .unix:
+            throw UsageFailure("target '\(target)' has no addresses")
+        }
+    }
+
+    /// Runs headless: a snapshot every interval, then the summary. Returns the failed RPC count.
+    func runBatch(_ o: Options) throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let engine: Engine
+        do {
+            engine = try Engine(config: o.config, resolver: o.resolver, loop: group.next())
+        } catch {
+            fail("cannot set up TLS: \(error)")
+        }
+        let stop = DispatchSemaphore(value: 0)
+        let signals = SignalWatcher()
+        signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
+        try engine.start().wait()
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let started = DispatchTime.now()
+        var printed = 0
+        var next = started
+        loop: while true {
+            next = next + .milliseconds(Int(o.intervalMs))
+            if let d = o.durationMs {
+                let end = started + .milliseconds(Int(d))
+                if next > end { next = end }
+            }
+            if stop.wait(timeout: next) == .success { break loop }
+            let snapshot = try engine.withModel { Snapshot($0) }.wait()
+            if o.json {
+                print(String(decoding: try encoder.encode(snapshot), as: UTF8.self))
+            } else {
+                print(snapshot.table())
+            }
+            fflush(nil)
+            printed += 1
+            if let i = iterations, printed >= i { break }
+            if let d = o.durationMs, DispatchTime.now() >= started + .milliseconds(Int(d)) { break }
+        }
+        let model = try engine.stop().wait()
+        let summary = Summary(model)
+        if o.json {
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        } else {
+            print(summary.table(), terminator: "")
+        }
+        fflush(nil)
+        return summary.failed
+    }
+}
+
+enum HostPortText {
+    /// The host part of `host[:port]` / `[v6]:port`.
+    static func host(of authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        if authority.filter({ $0 == ":" }).count == 1, let colon = authority.firstIndex(of: ":") {
+            return String(authority[..<colon])
+        }
+        return authority
+    }
+}
+
+func formatNumber(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
