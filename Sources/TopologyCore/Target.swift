@@ -123,6 +123,9 @@ extension Target {
                 if !rest.hasPrefix("//"), rest.allSatisfy(\.isNumber), !rest.isEmpty {
                     return try parseDNS(authority: nil, hostPort: input, whole: input)
                 }
+                if scheme.allSatisfy(\.isHexDigit) && input.filter({ $0 == ":" }).count >= 2 {
+                    throw TargetError("target '\(input)' looks like an IPv6 address: put it in brackets, as [::1]:50051")
+                }
                 throw TargetError("unknown scheme '\(scheme)' in target '\(input)': \(schemeHint)")
             }
         }
