@@ -39,10 +39,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             localAddress = HostPort(host: ip, port: port).description
         }
         if context.channel.isActive { raiseConnectionWindow(context: context) }
-        let drainingAlready = server.register(self)
-        if drainingAlready {
-            startGracefulClose(reason: "server shutting down")
-        } else if let age = server.config.maxConnectionAgeMs {
+        if let age = server.config.maxConnectionAgeMs {
             // gRFC A9: ±10 % jitter so connections made together do not all close together.
             let jittered = Int64(Double(age) * Double.random(in: 0.9...1.1))
             context.eventLoop.scheduleTask(in: .milliseconds(jittered)) { [weak self] in
@@ -76,7 +73,10 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOHTTP2Errors.StreamError { return }
+        // Stream-scoped errors leave the connection up: after our GOAWAY, NIO refuses streams
+        // the client opened before it saw it (CreatedStreamAfterGoaway) and then reports their
+        // DATA as NoSuchStream. Closing here would cut the RPCs still being answered.
+        if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
         context.close(promise: nil)
     }
 
@@ -105,8 +105,18 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         closeIfDone()
     }
 
+    private var closeScheduled = false
+
+    /// After the final GOAWAY, once every stream is answered, the client closes the connection
+    /// (gRPC clients do when a GOAWAY'd connection has no streams left). Closing from this side
+    /// at once would race with frames the client is still sending (WINDOW_UPDATE, PING ACK): a
+    /// socket closed with unread input sends RST, and the client may lose the last responses.
+    /// So wait for the client, and close ourselves only if it does not within a second.
     private func closeIfDone() {
-        if closing && finalGoAwaySent && streams.isEmpty { context?.close(promise: nil) }
+        guard closing && finalGoAwaySent && streams.isEmpty && !closeScheduled, let context else { return }
+        closeScheduled = true
+        context.flush()
+        context.eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in self?.context?.close(promise: nil) }
     }
 
     // MARK: - inbound

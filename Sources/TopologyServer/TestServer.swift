@@ -92,11 +92,18 @@ public final class TestServer: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+                // A draining server takes no new connections (the listener may still accept a
+                // few before it closes): the client sees a refused attempt and picks another.
+                if self.isDraining {
+                    return channel.close()
+                }
                 do {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: frozenConn, streamConfiguration: frozenStream))
                     let handler = ServerConnectionHandler(server: self)
+                    // Counted from accept time, so a drain never exits under a new connection.
+                    self.register(handler)
                     try sync.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -129,11 +136,10 @@ public final class TestServer: @unchecked Sendable {
         }
     }
 
-    func register(_ h: ServerConnectionHandler) -> Bool {
-        lock.withLock {
-            connections[ObjectIdentifier(h)] = h
-            return draining
-        }
+    var isDraining: Bool { lock.withLock { draining } }
+
+    func register(_ h: ServerConnectionHandler) {
+        lock.withLock { connections[ObjectIdentifier(h)] = h }
     }
 
     func unregister(_ h: ServerConnectionHandler) {

@@ -182,7 +182,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if closeReason == nil { closeReason = Self.describe(error) }
         // Stream-level errors (e.g. a stream created after GOAWAY) are handled by the stream logic;
         // connection-level ones close the channel.
-        if error is NIOHTTP2Errors.StreamError { return }
+        if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
         if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET { closeReason = "connection reset" }
         context.close(promise: nil)
     }

@@ -101,6 +101,7 @@ public final class Engine: @unchecked Sendable {
     private var running = false
     private var tickTask: RepeatedTask?
     private var sweepTask: RepeatedTask?
+    static let debug = ProcessInfo.processInfo.environment["GRPCTOP_DEBUG"] != nil
     /// Counts for `--fail-on-error` and the exit summary.
     public private(set) var totalFailed = 0
 
@@ -386,6 +387,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     func finish(_ call: RPCCall, on sc: Subchannel, code: Int, message: String?) {
+        if Self.debug && code != 0 { FileHandle.standardError.write(Data("rpc \(call.id) stream \(call.streamID) on #\(sc.id): \(code) \(message ?? "")\n".utf8)) }
         let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
         sc.stats.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
         if let header = config.identityHeader {

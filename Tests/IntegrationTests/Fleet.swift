@@ -1,0 +1,182 @@
+import Foundation
+import Testing
+
+/// Real processes for end-to-end tests: `grpctop serve` backends, Python grpcio backends and the
+/// `grpctop watch --batch` client, all on loopback with ports the kernel picks.
+enum Paths {
+    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var grpctop: String {
+        if let b = ProcessInfo.processInfo.environment["GRPCTOP_BIN"] { return b }
+        return root.appendingPathComponent(".build/debug/grpctop").path
+    }
+    /// The venv `.ci/run` (or scripts/test) creates with grpcio installed.
+    static var python: String {
+        if let p = ProcessInfo.processInfo.environment["GRPCTOP_PYTHON"] { return p }
+        return root.appendingPathComponent(".build-venv/bin/python3").path
+    }
+    static var pyServer: String { root.appendingPathComponent("scripts/pyserver.py").path }
+}
+
+/// Collects a process's output lines as they arrive.
+final class LineCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var buffer = Data()
+    private var lines: [String] = []
+
+    func attach(_ pipe: Pipe) {
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            let d = h.availableData
+            guard let self else { return }
+            self.lock.lock()
+            defer { self.lock.unlock() }
+            if d.isEmpty { h.readabilityHandler = nil; return }
+            self.buffer.append(d)
+            while let nl = self.buffer.firstIndex(of: 0x0A) {
+                self.lines.append(String(decoding: self.buffer[self.buffer.startIndex..<nl], as: UTF8.self))
+                self.buffer.removeSubrange(self.buffer.startIndex...nl)
+            }
+        }
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines
+    }
+
+    /// Waits (bounded) for a line matching `predicate`.
+    func waitFor(timeout: Double = 10, _ predicate: (String) -> Bool) -> String? {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if let l = all.first(where: predicate) { return l }
+            usleep(20_000)
+        }
+        return nil
+    }
+}
+
+final class Backend: @unchecked Sendable {
+    let process = Process()
+    let out = LineCollector()
+    let err = LineCollector()
+    private(set) var address = ""
+    let name: String
+
+    /// Starts `grpctop serve` (or, with `python: true`, the grpcio server) and waits until it listens.
+    init(name: String, host: String = "127.0.0.1", port: Int = 0, python: Bool = false, extra: [String] = []) throws {
+        self.name = name
+        if python {
+            process.executableURL = URL(fileURLWithPath: Paths.python)
+            process.arguments = [Paths.pyServer, "--name", name, "--host", host, "--port", "\(port)"] + extra
+        } else {
+            process.executableURL = URL(fileURLWithPath: Paths.grpctop)
+            process.arguments = ["serve", "--name", name, "--host", host, "--port", "\(port)"] + extra
+        }
+        let o = Pipe(), e = Pipe()
+        process.standardOutput = o
+        process.standardError = e
+        out.attach(o)
+        err.attach(e)
+        try process.run()
+        guard let line = out.waitFor(timeout: 15, { $0.hasPrefix("serving ") }) else {
+            process.terminate()
+            throw FleetError("\(name) did not start: \(err.all.joined(separator: " | "))")
+        }
+        address = String(line.split(separator: " ").last ?? "")
+    }
+
+    var port: Int { Int(address.split(separator: ":").last ?? "") ?? 0 }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Stops it (SIGTERM: graceful drain) and returns the per-method counts it printed.
+    @discardableResult
+    func stop(_ sig: Int32 = SIGTERM) -> [String: Any] {
+        if process.isRunning { kill(process.processIdentifier, sig) }
+        let end = Date().addingTimeInterval(40)
+        while process.isRunning && Date() < end { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        usleep(50_000)
+        guard let json = out.all.last(where: { $0.hasPrefix("{") }),
+              let obj = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [:] }
+        return obj
+    }
+
+    /// Total RPCs the server answered.
+    static func total(_ stats: [String: Any]) -> Int { stats["total"] as? Int ?? -1 }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+struct FleetError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A run of `grpctop watch … --batch --output json`.
+final class WatchRun: @unchecked Sendable {
+    let process = Process()
+    let out = LineCollector()
+    let err = LineCollector()
+
+    init(_ args: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: Paths.grpctop)
+        process.arguments = ["watch"] + args
+        let o = Pipe(), e = Pipe()
+        process.standardOutput = o
+        process.standardError = e
+        process.standardInput = FileHandle.nullDevice
+        out.attach(o)
+        err.attach(e)
+        try process.run()
+    }
+
+    /// Waits for the process (bounded) and returns its exit status.
+    @discardableResult
+    func wait(timeout: Double = 60) -> Int32 {
+        let end = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < end { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        usleep(100_000)
+        return process.terminationStatus
+    }
+
+    var objects: [[String: Any]] {
+        out.all.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+    var snapshots: [[String: Any]] { objects.filter { $0["type"] as? String == "snapshot" } }
+    var summary: [String: Any]? { objects.last { $0["type"] as? String == "summary" } }
+
+    /// Waits until a snapshot satisfies `predicate`.
+    func waitForSnapshot(timeout: Double = 15, _ predicate: ([String: Any]) -> Bool) -> [String: Any]? {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if let s = snapshots.last, predicate(s) { return s }
+            usleep(50_000)
+        }
+        return nil
+    }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    func rows(_ key: String) -> [[String: Any]] { self[key] as? [[String: Any]] ?? [] }
+    func int(_ key: String) -> Int { self[key] as? Int ?? (self[key] as? Double).map { Int($0) } ?? 0 }
+    func double(_ key: String) -> Double { self[key] as? Double ?? Double(self[key] as? Int ?? 0) }
+    func string(_ key: String) -> String { self[key] as? String ?? "" }
+}
+
+/// Writes an endpoint file atomically (temp file + rename), as RECIPES recommends.
+func writeEndpoints(_ path: String, _ lines: [String]) throws {
+    let tmp = path + ".tmp"
+    try (lines.joined(separator: "\n") + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
+    _ = rename(tmp, path)
+}
+
+func tempDir() -> String {
+    let d = FileManager.default.temporaryDirectory.appendingPathComponent("grpctop-test-\(UUID().uuidString.prefix(8))").path
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
