@@ -110,6 +110,8 @@ def main():
     def on_term(signum, frame):
         done.set()
 
+    # A parent (a test runner) may have left these blocked; a blocked signal never runs its handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     while not done.wait(0.2):
