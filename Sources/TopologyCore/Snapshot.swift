@@ -44,6 +44,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var id: Int
         public var endpoint: String
         public var address: String
+        public var local: String?
         public var state: String
         public var forMs: Int64
         public var streams: Int
@@ -52,6 +53,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var started: Int
         public var ok: Int
         public var failed: Int
+        public var messagesSent: Int
+        public var messagesReceived: Int
         public var rttMs: Double?
         public var connectMs: Int64?
         public var lastReason: String?
@@ -107,9 +110,10 @@ public struct Snapshot: Codable, Sendable, Equatable {
         subchannels = m.subchannelRows.map { sc in
             SubchannelSnapshot(
                 id: sc.id, endpoint: sc.endpoint.displayName, address: sc.remote ?? sc.endpoint.addresses.first?.description ?? "",
-                state: sc.state.rawValue, forMs: m.now - sc.stateSince, streams: sc.activeStreams,
+                local: sc.local, state: sc.state.rawValue, forMs: m.now - sc.stateSince, streams: sc.activeStreams,
                 maxStreams: sc.maxConcurrentStreams, queued: sc.queued, started: sc.traffic.total.started,
                 ok: sc.traffic.total.succeeded, failed: sc.traffic.total.failed,
+                messagesSent: sc.traffic.total.messagesSent, messagesReceived: sc.traffic.total.messagesReceived,
                 rttMs: sc.rttMicros.map { round2(Double($0) / 1000) }, connectMs: sc.connectMs,
                 lastReason: sc.lastDisconnectReason, backoffMs: sc.backoffUntil.map { max(0, $0 - m.now) },
                 goAways: sc.goAways,

@@ -37,6 +37,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         self.eventLoop = context.eventLoop
         if let a = context.channel.localAddress, let ip = a.ipAddress, let port = a.port {
             localAddress = HostPort(host: ip, port: port).description
+        } else if let path = server.config.unixPath {
+            localAddress = "unix:\(path)"
         }
         if context.channel.isActive { raiseConnectionWindow(context: context) }
         if let age = server.config.maxConnectionAgeMs {

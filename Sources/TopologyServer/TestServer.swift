@@ -11,6 +11,8 @@ import TopologyCore
 public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 0
+    /// Listen on this Unix domain socket instead of TCP.
+    public var unixPath: String?
     public var name: String
     public var delayMs: Int64 = 0
     public var jitterMs: Int64 = 0
@@ -110,6 +112,12 @@ public final class TestServer: @unchecked Sendable {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
+        if let path = config.unixPath {
+            let channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            serverChannel = channel
+            boundAddress = "unix:\(path)"
+            return boundAddress
+        }
         let channel = try bootstrap.bind(host: config.host, port: config.port).wait()
         serverChannel = channel
         let addr = channel.localAddress

@@ -4,6 +4,8 @@ import Glibc
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import NIOSSL
+import Foundation
 import TopologyCore
 
 /// One in-flight (or queued) unary RPC. Event-loop confined, like everything in the engine.
@@ -198,7 +200,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             default: return "socket error: \(io.description)"
             }
         }
+        if let ssl = error as? NIOSSLError { return "TLS handshake failed: \(tlsReason(ssl))" }
         return "socket error: \(error)"
+    }
+
+    /// The part of a BoringSSL error a person can act on (CERTIFICATE_VERIFY_FAILED, …).
+    static func tlsReason(_ error: NIOSSLError) -> String {
+        let text = "\(error)"
+        for key in ["CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "NO_APPLICATION_PROTOCOL", "TLSV1_ALERT", "SSLV3_ALERT", "HANDSHAKE_FAILURE"] {
+            if let r = text.range(of: key) {
+                let tail = text[r.lowerBound...].prefix { $0.isLetter || $0 == "_" || $0.isNumber }
+                return tail.lowercased().replacingOccurrences(of: "_", with: " ")
+            }
+        }
+        return text
     }
 
     private func finishClosed(reason: String) {

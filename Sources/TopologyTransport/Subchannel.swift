@@ -222,7 +222,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
             default: return ClientConnectionHandler.describe(io)
             }
         }
-        if let ssl = error as? NIOSSLError { return "TLS handshake failed: \(ssl)" }
+        if let ssl = error as? NIOSSLError { return "TLS handshake failed: \(ClientConnectionHandler.tlsReason(ssl))" }
         return "\(error)"
     }
 

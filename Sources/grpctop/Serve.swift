@@ -18,6 +18,7 @@ struct Serve: ParsableCommand {
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0 picks a free one and prints it).") var port = 0
+    @Option(help: "Listen on this Unix domain socket instead of TCP.") var unix: String?
     @Option(help: "Name in replies and in the x-served-by header (default: $POD_NAME, else the host name).") var name: String?
     @Option(help: "Delay before each unary reply (e.g. 5ms).") var delay = "0ms"
     @Option(help: "Extra random delay, uniform in [0, jitter].") var jitter = "0ms"
@@ -44,6 +45,7 @@ struct Serve: ParsableCommand {
         var config = ServerConfig(name: name ?? env["POD_NAME"] ?? ProcessInfo.processInfo.hostName)
         config.host = host
         config.port = port
+        config.unixPath = unix
         config.delayMs = try parseDuration(delay, flag: "--delay")
         config.jitterMs = try parseDuration(jitter, flag: "--jitter")
         config.failRate = failRate
@@ -62,7 +64,7 @@ struct Serve: ParsableCommand {
             server = try TestServer(config: config, group: group)
             address = try server.start()
         } catch {
-            fail("cannot serve on \(HostPort(host: host, port: port)): \(error)")
+            fail("cannot serve on \(unix.map { "unix:\($0)" } ?? HostPort(host: host, port: port).description): \(error)")
         }
         print("serving \(config.name) on \(address)")
         fflush(nil)

@@ -44,7 +44,9 @@ struct Watch: ParsableCommand {
     @Option(help: "PEM client key (with --tls).") var key: String?
     @Option(help: "The :authority header (and TLS server name).") var authority: String?
     @Flag(help: "Do not verify the server certificate (with --tls).") var insecure = false
-    @Option(help: "Send a keepalive PING this often (e.g. 10s); a peer silent for 20s is dropped.") var keepalive: String?
+    @Option(help: "Send a keepalive PING this often (e.g. 10s).") var keepalive: String?
+    @Option(name: .customLong("keepalive-timeout"), help: "Drop the connection when a keepalive PING is not answered within this.")
+    var keepaliveTimeout = "20s"
 
     // Batch output
     @Flag(help: "Print snapshots instead of the dashboard (top's batch mode).") var batch = false
@@ -147,6 +149,8 @@ struct Watch: ParsableCommand {
             let ms = try parseDuration(k, flag: "--keepalive")
             guard ms >= 1000 else { throw UsageFailure("--keepalive \(k) is too short (at least 1s; servers punish ping floods)") }
             config.keepaliveMs = ms
+            config.keepaliveTimeoutMs = try parseDuration(keepaliveTimeout, flag: "--keepalive-timeout")
+            guard config.keepaliveTimeoutMs >= 100 else { throw UsageFailure("--keepalive-timeout \(keepaliveTimeout) is too short (at least 100ms)") }
         }
         if tls || cacert != nil || cert != nil || key != nil || insecure {
             guard tls else { throw UsageFailure("--cacert, --cert, --key and --insecure need --tls") }
