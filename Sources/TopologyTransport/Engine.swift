@@ -409,7 +409,12 @@ public final class Engine: @unchecked Sendable {
         completed(code: code, refill: false)
     }
 
+    /// RPCs finished so far (any status), for benchmarks.
+    public func finishedRPCs() -> EventLoopFuture<Int> { loop.submit { self.finishedCount } }
+    private var finishedCount = 0
+
     private func completed(code: Int, refill: Bool = true) {
+        finishedCount += 1
         inFlight -= 1
         if code != 0 { totalFailed += 1 }
         if refill { refillClosedLoop() }

@@ -1,0 +1,195 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import TopologyCore
+import TopologyResolvers
+import TopologyTransport
+
+/// `grpctop bench`: grpctop's data plane against a server, next to h2load on the same server,
+/// and the cost of recording one RPC in the statistics collector.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark grpctop's client (RPS, CPU per 1,000 RPCs) next to h2load, and the stats collector.",
+        discussion: """
+        Run it against a server that is not the bottleneck (scripts/bench builds and starts a C++ \
+        gRPC Greeter). Both clients use one HTTP/2 connection with the same number of RPCs in \
+        flight and send helloworld.Greeter/SayHello. CPU time is the client process's user + \
+        system time (getrusage), so the server's work is not counted.
+        """)
+
+    @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String
+    @Option(help: "RPCs per measured run.") var requests = 200_000
+    @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
+    @Option(help: "Measured runs per client; the median is reported.") var runs = 3
+    @Flag(name: .customLong("no-h2load"), help: "Do not run h2load.") var noH2load = false
+    @Option(help: "Output: table or json.") var output = "table"
+
+    struct ClientResult: Codable {
+        var rps: Double
+        var cpuMsPer1000: Double
+        var ok: Bool
+    }
+
+    struct Report: Codable {
+        var target: String
+        var requests: Int
+        var concurrency: Int
+        var grpctop: ClientResult
+        var h2load: ClientResult?
+        var recordNanosPerRPC: Double
+    }
+
+    func run() throws {
+        let parsed: Target
+        do { parsed = try Target.parse(target) } catch { throw UsageFailure(error.message) }
+        guard let addresses = parsed.staticAddresses, addresses.count == 1, case .tcp(let host, let port) = addresses[0] else {
+            throw UsageFailure("--target '\(target)' must be one IP address and port, e.g. 127.0.0.1:50051")
+        }
+        guard requests >= 1000 else { throw UsageFailure("--requests must be at least 1000") }
+        guard (1...100).contains(concurrency) else { throw UsageFailure("--concurrency must be 1-100 (one connection)") }
+        guard runs >= 1 else { throw UsageFailure("--runs must be at least 1") }
+        guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
+        let h2loadPath = noH2load ? nil : Self.which("h2load")
+        if !noH2load && h2loadPath == nil {
+            throw UsageFailure("h2load not found: install Debian's nghttp2-client or pass --no-h2load")
+        }
+
+        let record = Self.recordingCost()
+        _ = try runGrpctop(host: host, port: port, count: min(20_000, requests))  // warm-up
+        var ours: [ClientResult] = []
+        for _ in 0..<runs { ours.append(try runGrpctop(host: host, port: port, count: requests)) }
+        var theirs: [ClientResult] = []
+        if let h2load = h2loadPath {
+            _ = try runH2load(h2load, host: host, port: port, count: min(20_000, requests))
+            for _ in 0..<runs { theirs.append(try runH2load(h2load, host: host, port: port, count: requests)) }
+        }
+        let report = Report(
+            target: HostPort(host: host, port: port).description, requests: requests, concurrency: concurrency,
+            grpctop: Self.median(ours), h2load: theirs.isEmpty ? nil : Self.median(theirs), recordNanosPerRPC: record)
+        if output == "json" {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(Self.table(report))
+        }
+    }
+
+    static func median(_ rs: [ClientResult]) -> ClientResult {
+        let byRPS = rs.sorted { $0.rps < $1.rps }
+        let byCPU = rs.sorted { $0.cpuMsPer1000 < $1.cpuMsPer1000 }
+        return ClientResult(rps: byRPS[rs.count / 2].rps, cpuMsPer1000: byCPU[rs.count / 2].cpuMsPer1000, ok: rs.allSatisfy(\.ok))
+    }
+
+    static func table(_ r: Report) -> String {
+        var rows = [["client", "RPS", "CPU ms / 1,000 RPCs", "all OK"]]
+        rows.append(["grpctop", String(format: "%.0f", r.grpctop.rps), String(format: "%.1f", r.grpctop.cpuMsPer1000), r.grpctop.ok ? "yes" : "NO"])
+        if let h = r.h2load {
+            rows.append(["h2load", String(format: "%.0f", h.rps), String(format: "%.1f", h.cpuMsPer1000), h.ok ? "yes" : "NO"])
+            rows.append(["grpctop / h2load", String(format: "%.2f×", r.grpctop.rps / h.rps), String(format: "%.2f×", r.grpctop.cpuMsPer1000 / h.cpuMsPer1000), ""])
+        }
+        return "grpctop bench: \(r.requests) unary RPCs × median of runs, 1 connection, \(r.concurrency) in flight, server \(r.target)\n"
+            + formatTable(rows)
+            + String(format: "recording one RPC in the statistics collector: %.1f ns\n", r.recordNanosPerRPC)
+    }
+
+    // MARK: - grpctop's client
+
+    func runGrpctop(host: String, port: Int, count: Int) throws -> ClientResult {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var config = EngineConfig(target: "ipv4:\(HostPort(host: host, port: port))", resolverName: "static", authority: HostPort(host: host, port: port).description)
+        config.rpc = .greeter(name: "grpctop")
+        config.traffic = .concurrency(concurrency)
+        config.timeoutMs = 30_000
+        let engine = try Engine(config: config, resolver: StaticResolver(addresses: [.tcp(host: host, port: port)]), loop: group.next())
+        // Start counting once the connection is up.
+        try engine.start().wait()
+        var startCount = 0
+        let readyBy = Date().addingTimeInterval(10)
+        while Date() < readyBy {
+            startCount = try engine.finishedRPCs().wait()
+            if startCount > 0 { break }
+            usleep(5_000)
+        }
+        guard startCount > 0 else { fail("bench: no RPC completed within 10s against \(HostPort(host: host, port: port))") }
+        let cpu0 = Self.cpuSeconds(RUSAGE_SELF)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var done = startCount
+        while done - startCount < count {
+            usleep(10_000)
+            done = try engine.finishedRPCs().wait()
+        }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let cpu1 = Self.cpuSeconds(RUSAGE_SELF)
+        let model = try engine.stop(grace: .seconds(2)).wait()
+        let n = Double(done - startCount)
+        return ClientResult(rps: n / (Double(t1 - t0) / 1e9), cpuMsPer1000: (cpu1 - cpu0) * 1e6 / n, ok: model.channel.total.failed == 0)
+    }
+
+    // MARK: - h2load
+
+    func runH2load(_ path: String, host: String, port: Int, count: Int) throws -> ClientResult {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grpctop-bench-\(getpid())")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let body = dir.appendingPathComponent("body.bin")
+        let msg = ProtoWire.stringMessage("grpctop")
+        try Data([0, 0, 0, 0, UInt8(msg.count)] + msg).write(to: body)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = ["-n", "\(count)", "-c", "1", "-m", "\(concurrency)", "-d", body.path,
+                       "-H", "content-type: application/grpc", "-H", "te: trailers",
+                       "http://\(HostPort(host: host, port: port))/helloworld.Greeter/SayHello"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        let cpu0 = Self.cpuSeconds(RUSAGE_CHILDREN)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let cpu1 = Self.cpuSeconds(RUSAGE_CHILDREN)
+        let text = String(decoding: data, as: UTF8.self)
+        // "finished in 2.51s, 39840.64 req/s, …" and "requests: N total, N started, N done, N succeeded, 0 failed"
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("finished in") }),
+              let rpsText = line.split(separator: ",").dropFirst().first?.split(separator: " ").first,
+              let rps = Double(rpsText)
+        else { fail("bench: could not read h2load's output: \(text.prefix(300))") }
+        let succeeded = text.split(separator: "\n").first { $0.hasPrefix("requests:") }?.contains("\(count) succeeded") ?? false
+        return ClientResult(rps: rps, cpuMsPer1000: (cpu1 - cpu0) * 1e6 / Double(count), ok: succeeded)
+    }
+
+    // MARK: - helpers
+
+    /// Nanoseconds to record one RPC (start + finish) in a `StatsSlot`, including the amortised
+    /// tick (`take`, every 2,500 RPCs: 10k RPS at the 250 ms tick).
+    static func recordingCost() -> Double {
+        let slot = StatsSlot()
+        let n = 20_000_000
+        var sink = 0
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<n {
+            slot.recordStarted()
+            slot.recordFinished(code: i & 1023 == 0 ? 14 : 0, micros: UInt64(200 + (i & 255)), messages: 1)
+            if i % 2500 == 2499 { sink &+= slot.take().completed }
+        }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        if sink == 42 { print("") }
+        return Double(t1 - t0) / Double(n)
+    }
+
+    static func cpuSeconds(_ who: __rusage_who) -> Double {
+        let who = __rusage_who_t(who.rawValue)
+        var u = rusage()
+        getrusage(who, &u)
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+    }
+
+    static func which(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+}
