@@ -31,7 +31,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            // Everything here is confined to one event loop; the runtime exclusivity checks on
+            // class properties cost ~4 % of the hot path (perf, `grpctop bench`).
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         // One file per resolver: static, file (later dns, kubernetes, etcd).
         .target(

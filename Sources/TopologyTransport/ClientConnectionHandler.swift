@@ -100,7 +100,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     weak var delegate: (any ClientConnectionDelegate)?
     private var context: ChannelHandlerContext?
-    private(set) var streams: [Int32: RPCCall] = [:]
+    private(set) var streams = StreamTable()
     private var nextStreamID: Int32 = 1
     private(set) var goAwayReceived = false
     /// No new streams: the subchannel was shut down or moved to a new connection.
@@ -220,8 +220,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         stopTimers()
-        let calls = streams.values.sorted { $0.streamID < $1.streamID }
-        streams.removeAll()
+        let calls = streams.removeAll()
         for call in calls {
             delegate?.connection(self, finished: call, outcome: .transportFailure(reason))
         }
@@ -290,7 +289,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         guard !streams.isEmpty else { return }
         let now = NIODeadline.now().uptimeNanoseconds
         var expired: [RPCCall] = []
-        for call in streams.values where call.deadlineNanos <= now { expired.append(call) }
+        streams.forEach { call in if call.deadlineNanos <= now { expired.append(call) } }
         for call in expired.sorted(by: { $0.streamID < $1.streamID }) { cancel(call) }
     }
 
@@ -312,14 +311,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         switch frame.payload {
         case .headers(let h):
             guard let call = streams[sid] else { break }
-            if let name = pendingIdentityHeader, call.identity == nil, let v = h.headers.first(name: name) { call.identity = v }
+            let fields = ResponseFields(h.headers, identityHeader: pendingIdentityHeader)
+            if call.identity == nil, let v = fields.identity { call.identity = v }
             if h.endStream {
                 streams[sid] = nil
-                delegate?.connection(self, finished: call, outcome: Self.outcome(trailers: h.headers, sawHeaders: call.sawHeaders))
+                delegate?.connection(self, finished: call, outcome: Self.outcome(fields, sawHeaders: call.sawHeaders))
                 afterStreamEnded()
             } else {
                 call.sawHeaders = true
-                if let status = h.headers.first(name: ":status"), status != "200" {
+                if let status = fields.status, status != "200" {
                     streams[sid] = nil
                     context.write(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.cancel))), promise: nil)
                     flushPending = true
@@ -398,7 +398,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let first = !goAwayReceived
         goAwayReceived = true
         // Streams the server never processed are retried elsewhere (transparent retry).
-        let refused = streams.values.filter { $0.streamID > lastStreamID }.sorted { $0.streamID < $1.streamID }
+        var refused: [RPCCall] = []
+        streams.forEach { if $0.streamID > lastStreamID { refused.append($0) } }
+        refused.sort { $0.streamID < $1.streamID }
         for call in refused {
             streams[call.streamID] = nil
             delegate?.connection(self, finished: call, outcome: .refused)
@@ -444,14 +446,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     // MARK: - helpers
 
-    static func outcome(trailers: HPACKHeaders, sawHeaders: Bool) -> RPCOutcome {
-        if !sawHeaders, let status = trailers.first(name: ":status"), status != "200" {
+    static func outcome(_ trailers: ResponseFields, sawHeaders: Bool) -> RPCOutcome {
+        if !sawHeaders, let status = trailers.status, status != "200" {
             return .status(statusFromHTTP(status), message: "HTTP status \(status)")
         }
-        guard let s = trailers.first(name: "grpc-status"), let code = Int(s) else {
+        guard let s = trailers.grpcStatus, let code = Int(s) else {
             return .status(2, message: "response without grpc-status")
         }
-        return .status(code, message: trailers.first(name: "grpc-message"))
+        return .status(code, message: trailers.grpcMessage)
     }
 
     /// gRPC's mapping of HTTP/2 RST_STREAM codes to statuses (grpc/grpc doc/PROTOCOL-HTTP2.md).
@@ -495,5 +497,87 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         case .http11Required: "HTTP_1_1_REQUIRED"
         default: "0x\(String(code.networkCode, radix: 16))"
         }
+    }
+}
+
+/// The response headers grpctop reads, found in one pass (HPACK names arrive lower-case).
+struct ResponseFields {
+    var status: String?
+    var grpcStatus: String?
+    var grpcMessage: String?
+    var identity: String?
+
+    init(_ headers: HPACKHeaders, identityHeader: String?) {
+        for (name, value, _) in headers {
+            switch name {
+            case ":status": status = value
+            case "grpc-status": grpcStatus = value
+            case "grpc-message": grpcMessage = value
+            default: if name == identityHeader, identity == nil { identity = value }
+            }
+        }
+    }
+}
+
+/// In-flight streams by id, without hashing: client stream ids are odd and increase by 2, and
+/// at most a few hundred are open at once, so slot `(id >> 1) & mask` holds stream `id` unless
+/// more than `capacity` ids separate the oldest and newest open stream — then the table grows.
+struct StreamTable {
+    private var slots: [RPCCall?] = Array(repeating: nil, count: 256)
+    private var mask = 255
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    subscript(id: Int32) -> RPCCall? {
+        get {
+            guard let c = slots[Int(id >> 1) & mask], c.streamID == id else { return nil }
+            return c
+        }
+        set {
+            let i = Int(id >> 1) & mask
+            if let newValue {
+                if let old = slots[i] {
+                    if old.streamID == id { slots[i] = newValue; return }
+                    grow()
+                    self[id] = newValue
+                    return
+                }
+                slots[i] = newValue
+                count += 1
+            } else if let old = slots[i], old.streamID == id {
+                slots[i] = nil
+                count -= 1
+            }
+        }
+    }
+
+    @discardableResult
+    mutating func removeValue(forKey id: Int32) -> RPCCall? {
+        guard let c = self[id] else { return nil }
+        self[id] = nil
+        return c
+    }
+
+    func forEach(_ body: (RPCCall) -> Void) {
+        guard count > 0 else { return }
+        for c in slots { if let c { body(c) } }
+    }
+
+    /// Removes every stream, returning them in stream-id order.
+    mutating func removeAll() -> [RPCCall] {
+        var out: [RPCCall] = []
+        forEach { out.append($0) }
+        slots = Array(repeating: nil, count: slots.count)
+        count = 0
+        return out.sorted { $0.streamID < $1.streamID }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = Array(repeating: nil, count: old.count * 2)
+        mask = slots.count - 1
+        count = 0
+        for c in old { if let c { self[c.streamID] = c } }
     }
 }

@@ -115,6 +115,10 @@ public final class Engine: @unchecked Sendable {
         ]
         c.controlFrameRateLimit.maximumCount = 100_000
         c.maximumConnectionGlitches = 100_000
+        // We read the few headers we need ourselves; NIO's per-header validation costs ~5 % of
+        // the client's CPU at 100 streams in flight (perf, `grpctop bench`).
+        c.headerBlockValidation = .disabled
+        c.contentLengthValidation = .disabled
         return c
     }()
 

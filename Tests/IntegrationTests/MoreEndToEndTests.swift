@@ -63,24 +63,29 @@ import Testing
         let script = """
         import sys, time, threading, grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
+        lock = threading.Lock()
+        def say(*words):
+            with lock:
+                sys.stdout.write(" ".join(str(w) for w in words) + "\\n")
+                sys.stdout.flush()
         ch = grpc.insecure_channel(sys.argv[1])
         stub = health_pb2_grpc.HealthStub(ch)
         seen = []
         def watch():
             for r in stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=6):
                 seen.append(r.status)
-                print("watch", r.status, flush=True)
+                say("watch", r.status)
         t = threading.Thread(target=watch, daemon=True); t.start()
-        print("check", stub.Check(health_pb2.HealthCheckRequest(service="")).status, flush=True)
+        say("check", stub.Check(health_pb2.HealthCheckRequest(service="")).status)
         time.sleep(0.5)
-        print("ready", flush=True)
+        say("ready")
         sys.stdin.readline()
-        print("check", stub.Check(health_pb2.HealthCheckRequest(service="")).status, flush=True)
+        say("check", stub.Check(health_pb2.HealthCheckRequest(service="")).status)
         time.sleep(0.5)
         try:
             stub.Check(health_pb2.HealthCheckRequest(service="nope"))
         except grpc.RpcError as e:
-            print("unknown", e.code().name, flush=True)
+            say("unknown", e.code().name)
         """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Paths.python)
