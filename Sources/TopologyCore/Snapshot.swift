@@ -74,6 +74,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public struct BackendSnapshot: Codable, Sendable, Equatable {
         public var name: String
         public var rps: Double
+        public var rps10s: Double
+        public var rps60s: Double
         public var share: Double
         public var p50Ms: Double?
         public var p99Ms: Double?
@@ -125,6 +127,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
             let tr = b.traffic
             return BackendSnapshot(
                 name: b.name, rps: round2(tr.rate(seconds: 1, tickMs: tick)),
+                rps10s: round2(tr.rate(seconds: 10, tickMs: tick)), rps60s: round2(tr.rate(seconds: 60, tickMs: tick)),
                 share: recentTotal > 0 ? round3(Double(tr.completed(lastSeconds: 10, tickMs: tick)) / Double(recentTotal)) : 0,
                 p50Ms: tr.recentPercentile(50).map { round2(Double($0) / 1000) },
                 p99Ms: tr.recentPercentile(99).map { round2(Double($0) / 1000) },
