@@ -41,6 +41,8 @@ let package = Package(
             name: "TopologyResolvers",
             dependencies: ["TopologyCore"]
         ),
+        // The dashboard as a pure function: model + view state + size → a grid of cells.
+        .target(name: "TopologyView", dependencies: ["TopologyCore"]),
         // `grpctop serve`: the test gRPC server (Greeter + Health) on swift-nio-http2.
         .target(
             name: "TopologyServer",
@@ -61,6 +63,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], resources: [.copy("Golden")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TopologyCore", "grpctop"]

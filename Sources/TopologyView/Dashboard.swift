@@ -1,0 +1,524 @@
+import Foundation
+import TopologyCore
+
+/// Characters for borders, bars and sparklines: Unicode, or ASCII when the locale is not UTF-8.
+public struct Glyphs: Sendable {
+    public var rule: Character
+    public var sparks: [Character]
+    public var barFull: Character
+    public var barEmpty: Character
+    public var arrows: String
+    public var sortUp: Character
+    public var sortDown: Character
+
+    public static let unicode = Glyphs(rule: "─", sparks: Array(" ▁▂▃▄▅▆▇█"), barFull: "█", barEmpty: "░", arrows: "↑↓", sortUp: "▲", sortDown: "▼")
+    public static let ascii = Glyphs(rule: "-", sparks: Array(" .,:;+=*#"), barFull: "#", barEmpty: ".", arrows: "jk", sortUp: "^", sortDown: "v")
+}
+
+/// The whole screen as a pure function of the model, the view state and the terminal size.
+///
+/// ```
+/// ┌ header (2 rows): target, resolver, policy, RPS, errors, fairness, marks, clock ┐
+/// │ Endpoints        (resolver's answer, added / removed marks)                     │
+/// │ Subchannels      (state, streams/max, queued, counters, RTT, reason, backoff)   │
+/// │ Traffic per pod  (RPS, 60 s sparkline, share bar, p50/p99, errors)             │
+/// │ Events           (scrolling log)                                                │
+/// └ footer: key hints from KeyMap (or the filter prompt)                           ┘
+/// ```
+/// At 160 columns and more the panes go side by side (Endpoints + Subchannels left, Traffic +
+/// Events right). Details and Help replace the panes; below 60×15 a centred message says so.
+public enum Dashboard {
+    public static let minWidth = 60
+    public static let minHeight = 15
+
+    public struct Frame: Sendable {
+        public var grid: CellGrid
+        public var rows: PaneRows
+        public var pageSizes: [Pane: Int]
+    }
+
+    public static func render(
+        model m: Model, state: ViewState, width: Int, height: Int, glyphs g: Glyphs = .unicode, caption: String? = nil
+    ) -> Frame {
+        var grid = CellGrid(width: width, height: height)
+        let rows = PaneRows(model: m, state: state)
+        guard width >= minWidth, height >= minHeight else {
+            let msg = "terminal too small (\(width)×\(height), need \(minWidth)×\(minHeight))"
+            let short = "too small \(width)x\(height)"
+            let text = msg.count <= width ? msg : short
+            grid.put(text, x: max(0, (width - text.count) / 2), y: height / 2, role: .warning)
+            return Frame(grid: grid, rows: rows, pageSizes: [:])
+        }
+        drawHeader(&grid, m, state, g)
+        var top = 2
+        if let caption, !caption.isEmpty {
+            grid.fill(y: top, role: .accent)
+            grid.put(" " + caption, x: 0, y: top, role: .accent)
+            top += 1
+        }
+        let bottom = height - 1
+        var pageSizes: [Pane: Int] = [:]
+        if state.showHelp {
+            drawHelp(&grid, top: top, bottom: bottom, g)
+        } else if let target = state.details {
+            drawDetails(&grid, m, target, top: top, bottom: bottom, g)
+        } else if width >= 160 && height >= 30 {
+            let leftW = width / 2
+            let avail = bottom - top
+            let epH = max(4, min(rows.endpoints.count + 2, avail / 2))
+            pageSizes[.endpoints] = drawEndpoints(&grid, m, rows, state, x: 0, y: top, w: leftW - 1, h: epH, g)
+            pageSizes[.subchannels] = drawSubchannels(&grid, m, rows, state, x: 0, y: top + epH, w: leftW - 1, h: avail - epH, g)
+            let trH = max(4, min(rows.traffic.count + 2, avail * 2 / 3))
+            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, x: leftW, y: top, w: width - leftW, h: trH, g)
+            pageSizes[.events] = drawEvents(&grid, m, rows, state, x: leftW, y: top + trH, w: width - leftW, h: avail - trH, g)
+        } else {
+            let heights = stackedHeights(avail: bottom - top, want: [rows.endpoints.count + 2, rows.subchannels.count + 2, rows.traffic.count + 2])
+            var y = top
+            pageSizes[.endpoints] = drawEndpoints(&grid, m, rows, state, x: 0, y: y, w: width, h: heights[0], g)
+            y += heights[0]
+            pageSizes[.subchannels] = drawSubchannels(&grid, m, rows, state, x: 0, y: y, w: width, h: heights[1], g)
+            y += heights[1]
+            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, x: 0, y: y, w: width, h: heights[2], g)
+            y += heights[2]
+            pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
+        }
+        drawFooter(&grid, state, y: bottom, g)
+        return Frame(grid: grid, rows: rows, pageSizes: pageSizes)
+    }
+
+    /// Heights of Endpoints, Subchannels, Traffic and Events stacked in `avail` rows: each table
+    /// gets what it wants up to a fair share (at least title + header + 1 row), Events at
+    /// least 3 rows and whatever is left.
+    static func stackedHeights(avail: Int, want: [Int]) -> [Int] {
+        let eventsMin = max(3, avail / 6)
+        var h = want.map { _ in 3 }
+        var left = avail - eventsMin - 9
+        // Hand out rows one at a time to the table furthest below what it wants (fair share).
+        while left > 0 {
+            var best = -1
+            var bestGap = 0
+            for i in 0..<3 where want[i] > h[i] {
+                let gap = want[i] - h[i]
+                if best < 0 || h[i] < h[best] || (h[i] == h[best] && gap > bestGap) { best = i; bestGap = gap }
+            }
+            if best < 0 { break }
+            h[best] += 1
+            left -= 1
+        }
+        return h + [avail - h.reduce(0, +)]
+    }
+
+    // MARK: - header and footer
+
+    static func drawHeader(_ grid: inout CellGrid, _ m: Model, _ state: ViewState, _ g: Glyphs) {
+        grid.fill(y: 0, role: .header)
+        grid.fill(y: 1, role: .header)
+        let tick = m.tickMs
+        let rps = m.channel.rate(seconds: 1, tickMs: tick)
+        let errs = m.channel.errorRate(seconds: 1, tickMs: tick)
+        let errPct = rps > 0 ? errs / rps * 100 : 0
+        let f = m.liveFairness()
+        var right = clock(m)
+        if state.paused { right = "PAUSED  " + right }
+        var x = grid.put(" grpctop ", x: 0, y: 0, role: .accent)
+        x += grid.put(m.session?.target ?? "", x: x, y: 0, role: .header, maxWidth: max(10, grid.width / 3))
+        var parts = "  \(m.policy.rawValue)  \(m.session?.rpc ?? "")  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
+        if m.channelQueued > 0 { parts += "  queued \(m.channelQueued)" }
+        x += grid.put(parts, x: x, y: 0, role: .header)
+        let fairText = "  fairness \(f.index.map { String(format: "%.2f", $0) } ?? "-") \(f.word)"
+        let fairRole: StyleRole = f.word == "balanced" ? .ready : (f.word == "no traffic" ? .header : .warning)
+        x += grid.put(fairText, x: x, y: 0, role: fairRole)
+        let rx = grid.width - right.count - 1
+        if rx > x { grid.put(right, x: rx, y: 0, role: state.paused ? .warning : .header) }
+
+        // Second line: resolver and channel state.
+        var x2 = grid.put(" resolver \(m.session?.resolver ?? "-"): ", x: 0, y: 1, role: .header)
+        let r = m.resolver
+        if let err = r.error {
+            x2 += grid.put("ERROR \(err.message) (for \(formatDuration(m.now - err.since)), keeping \(r.endpoints.count))", x: x2, y: 1, role: .failure)
+        } else if let last = r.lastUpdate {
+            let ready = r.endpoints.filter(\.ready).count
+            x2 += grid.put("\(r.endpoints.count) endpoints (\(ready) ready), updated \(formatDuration(m.now - last)) ago", x: x2, y: 1, role: .header)
+        } else {
+            x2 += grid.put("waiting for the first answer", x: x2, y: 1, role: .connecting)
+        }
+        for key in ["policy", "ttl", "next", "watch"] {
+            if let v = r.info[key] { x2 += grid.put("  \(key) \(v)", x: x2, y: 1, role: .header) }
+        }
+        x2 += grid.put("  channel ", x: x2, y: 1, role: .header)
+        x2 += grid.put(m.channelState.rawValue, x: x2, y: 1, role: role(for: m.channelState))
+        x2 += grid.put("  \(m.traffic)", x: x2, y: 1, role: .header)
+        let failed = m.channel.total.failed
+        if failed > 0 {
+            grid.put("  \(failed) failed", x: x2, y: 1, role: .failure)
+        } else if m.channel.total.completed > 0 {
+            grid.put("  0 failed", x: x2, y: 1, role: .ready)
+        }
+    }
+
+    static func clock(_ m: Model) -> String {
+        guard let start = m.session?.startedAt else { return formatDuration(m.now) }
+        let t = Int(start + Double(m.now) / 1000)
+        let s = ((t % 86_400) + 86_400) % 86_400
+        return String(format: "%02d:%02d:%02d UTC", s / 3600, (s / 60) % 60, s % 60)
+    }
+
+    static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs) {
+        grid.fill(y: y, role: .footer)
+        if state.editingFilter {
+            let x = grid.put(" filter: ", x: 0, y: y, role: .footerKey)
+            grid.put(state.filter + "_   (Enter keep, Esc clear)", x: x, y: y, role: .footer)
+            return
+        }
+        var x = 0
+        if !state.filter.isEmpty {
+            x += grid.put(" filter \"\(state.filter)\" ", x: x, y: y, role: .warning)
+        }
+        let hints: [(String, String)] = state.showHelp ? [("Esc", "back"), ("?", "close help"), ("q", "quit")]
+            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints)
+        for (key, hint) in hints {
+            let k = key == "↑↓" ? g.arrows : key
+            if x + k.count + hint.count + 2 > grid.width { break }
+            x += grid.put(" " + k, x: x, y: y, role: .footerKey)
+            x += grid.put(" " + hint + " ", x: x, y: y, role: .footer)
+        }
+    }
+
+    // MARK: - table machinery
+
+    struct Column<Row> {
+        var title: String
+        var width: Int
+        var right = false
+        /// Lower is kept first when the terminal is narrow.
+        var priority: Int
+        var cell: (Row) -> (String, StyleRole)
+    }
+
+    /// Draws a titled table; returns the number of data rows it can show (its page size).
+    @discardableResult
+    static func drawTable<Row>(
+        _ grid: inout CellGrid, pane: Pane, title: String, state: ViewState, x: Int, y: Int, w: Int, h: Int,
+        rows: [Row], columns: [Column<Row>], rowRole: (Row) -> StyleRole? = { _ in nil }, _ g: Glyphs
+    ) -> Int {
+        guard h >= 1, w > 0 else { return 0 }
+        let focused = state.focus == pane && state.details == nil
+        var t = "\(g.rule) \(title) "
+        let sorts = PaneRows.sortColumns(pane)
+        if let c = state.sortColumn[pane], c != 0, sorts.indices.contains(c) {
+            t += "\(g.rule) by \(sorts[c]) \(state.sortReversed[pane] == true ? g.sortDown : g.sortUp) "
+        } else if state.sortReversed[pane] == true {
+            t += "\(g.rule) reversed "
+        }
+        grid.fill(y: y, from: x, to: x + w, char: g.rule, role: focused ? .titleFocused : .title)
+        grid.put(t, x: x, y: y, role: focused ? .titleFocused : .title, maxWidth: w)
+        guard h >= 2 else { return 0 }
+
+        // Choose the columns that fit, by priority; the last one chosen takes what is left.
+        var chosen: [Int] = []
+        var used = 0
+        for i in columns.indices.sorted(by: { columns[$0].priority < columns[$1].priority }) {
+            let need = columns[i].width + (chosen.isEmpty ? 0 : 1)
+            if used + need <= w { chosen.append(i); used += need }
+        }
+        chosen.sort()
+        var widths = chosen.map { columns[$0].width }
+        if let last = widths.indices.last { widths[last] += w - used }
+
+        var cx = x
+        for (k, i) in chosen.enumerated() {
+            let c = columns[i]
+            let text = c.right ? pad(c.title, widths[k], right: true) : c.title
+            grid.put(text, x: cx, y: y + 1, role: .columnHeader, maxWidth: widths[k])
+            cx += widths[k] + 1
+        }
+        grid.restyle(y: y + 1, from: x, to: x + w, role: .columnHeader)
+        let page = h - 2
+        guard page > 0 else { return 0 }
+        let sel = min(state.selected[pane] ?? 0, max(0, rows.count - 1))
+        var first = 0
+        if sel >= page { first = sel - page + 1 }
+        if rows.isEmpty {
+            grid.put(state.filter.isEmpty ? "(none)" : "(no match for \"\(state.filter)\")", x: x + 1, y: y + 2, role: .muted, maxWidth: w - 1)
+            return page
+        }
+        for r in 0..<page {
+            let idx = first + r
+            guard idx < rows.count else { break }
+            let row = rows[idx]
+            let ry = y + 2 + r
+            var cx = x
+            let override = rowRole(row)
+            for (k, i) in chosen.enumerated() {
+                let (text, role) = columns[i].cell(row)
+                let shown = columns[i].right ? pad(text, widths[k], right: true) : text
+                grid.put(shown, x: cx, y: ry, role: override ?? role, maxWidth: widths[k])
+                cx += widths[k] + 1
+            }
+            if focused && idx == sel { grid.restyle(y: ry, from: x, to: x + w, role: .selected) }
+        }
+        if rows.count > page {
+            let more = "\(first + 1)-\(min(rows.count, first + page))/\(rows.count)"
+            grid.put(" " + more + " ", x: x + w - more.count - 3, y: y, role: focused ? .titleFocused : .title)
+        }
+        return page
+    }
+
+    static func pad(_ s: String, _ w: Int, right: Bool) -> String {
+        guard s.count < w else { return s }
+        let p = String(repeating: " ", count: w - s.count)
+        return right ? p + s : s + p
+    }
+
+    static func role(for state: ConnectivityState) -> StyleRole {
+        switch state {
+        case .ready: .ready
+        case .connecting: .connecting
+        case .idle: .idle
+        case .transientFailure: .failure
+        case .shutdown: .muted
+        }
+    }
+
+    static func role(for c: EndpointCondition) -> StyleRole {
+        switch c {
+        case .ready: .ready
+        case .draining: .draining
+        case .notReady: .failure
+        }
+    }
+
+    static func fmtRate(_ r: Double) -> String {
+        if r >= 100 || r == r.rounded() { return String(Int(r.rounded())) }
+        return String(format: "%.1f", r)
+    }
+
+    static func fmtMicros(_ us: UInt64?) -> String {
+        guard let us else { return "-" }
+        if us < 1000 { return "\(us)µs" }
+        if us < 100_000 { return String(format: "%.1fms", Double(us) / 1000) }
+        if us < 10_000_000 { return "\(us / 1000)ms" }
+        return String(format: "%.1fs", Double(us) / 1e6)
+    }
+
+    // MARK: - panes
+
+    static func drawEndpoints(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
+        let now = m.now
+        let columns: [Column<EndpointRow>] = [
+            Column(title: "POD / ADDRESS", width: 22, priority: 0) { r in
+                let mark = r.removedAt != nil ? "- " : (r.isNew(now: now) ? "+ " : "  ")
+                return (mark + r.endpoint.displayName, r.removedAt != nil ? .removed : (r.isNew(now: now) ? .added : .normal))
+            },
+            Column(title: "ADDRESSES", width: 21, priority: 2) { r in (r.endpoint.addresses.map(\.description).joined(separator: ","), .normal) },
+            Column(title: "CONDITION", width: 9, priority: 1) { r in
+                r.removedAt != nil ? ("removed", .removed) : (r.endpoint.condition.rawValue, role(for: r.endpoint.condition))
+            },
+            Column(title: "NODE", width: 10, priority: 6) { r in (r.endpoint.node ?? "-", .muted) },
+            Column(title: "ZONE", width: 8, priority: 4) { r in (r.endpoint.zone ?? "-", .normal) },
+            Column(title: "REV", width: 10, priority: 7) { r in (r.endpoint.revision ?? "-", .muted) },
+            Column(title: "AGE", width: 6, right: true, priority: 3) { r in (formatDuration(now - r.firstSeen), .normal) },
+            Column(title: "SUB", width: 4, right: true, priority: 5) { r in
+                (r.removedAt == nil ? (m.subchannel(for: r.endpoint.key).map { "#\($0.id)" } ?? "-") : "-", .muted)
+            },
+        ]
+        let live = m.endpointRows.filter { $0.removedAt == nil }.count
+        return drawTable(&grid, pane: .endpoints, title: "Endpoints (\(live))", state: state, x: x, y: y, w: w, h: h,
+                         rows: rows.endpoints, columns: columns, g)
+    }
+
+    static func drawSubchannels(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
+        let now = m.now
+        let columns: [Column<SubchannelRecord>] = [
+            Column(title: "#", width: 3, priority: 0) { s in ("#\(s.id)", .muted) },
+            Column(title: "ENDPOINT", width: 18, priority: 0) { s in (s.endpoint.displayName, s.state == .shutdown ? .muted : .normal) },
+            Column(title: "STATE", width: 17, priority: 0) { s in (s.state.rawValue, role(for: s.state)) },
+            Column(title: "FOR", width: 6, right: true, priority: 2) { s in (formatDuration(now - s.stateSince), .normal) },
+            Column(title: "STREAMS", width: 8, right: true, priority: 1) { s in
+                ("\(s.activeStreams)/\(s.maxConcurrentStreams.map(String.init) ?? "100*")", s.activeStreams >= s.effectiveStreamLimit ? .warning : .normal)
+            },
+            Column(title: "QUEUED", width: 6, right: true, priority: 3) { s in ("\(s.queued)", s.queued > 0 ? .warning : .normal) },
+            Column(title: "STARTED", width: 8, right: true, priority: 6) { s in ("\(s.traffic.total.started)", .normal) },
+            Column(title: "OK", width: 7, right: true, priority: 4) { s in ("\(s.traffic.total.succeeded)", .normal) },
+            Column(title: "FAILED", width: 6, right: true, priority: 4) { s in ("\(s.traffic.total.failed)", s.traffic.total.failed > 0 ? .failure : .normal) },
+            Column(title: "RTT", width: 7, right: true, priority: 5) { s in (s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-", .normal) },
+            Column(title: "LAST REASON / RETRY", width: 14, priority: 2) { s in
+                if s.state == .transientFailure, let until = s.backoffUntil {
+                    return ("retry in \(formatDuration(until - now))  \(s.lastDisconnectReason ?? "")", .failure)
+                }
+                if let ga = s.lastGoAway, s.state != .ready { return ("GOAWAY \(ga.code) \(formatDuration(now - ga.at)) ago", .draining) }
+                return (s.lastDisconnectReason ?? "-", s.lastDisconnectReason == nil ? .muted : .normal)
+            },
+        ]
+        let live = m.subchannels.values.filter { $0.state != .shutdown }.count
+        return drawTable(&grid, pane: .subchannels, title: "Subchannels (\(live)) \(m.policy.rawValue)", state: state, x: x, y: y, w: w, h: h,
+                         rows: rows.subchannels, columns: columns, g)
+    }
+
+    static func drawTraffic(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
+        let tick = m.tickMs
+        let recentTotal = rows.traffic.reduce(0) { $0 + ($1.traffic?.completed(lastSeconds: 10, tickMs: tick) ?? 0) }
+        let maxRate = max(1, rows.traffic.map { $0.traffic?.perSecond(tickMs: tick).max() ?? 0 }.max() ?? 1)
+        let sparkWidth = w >= 150 ? 60 : (w >= 110 ? 30 : (w >= 90 ? 20 : 12))
+        let barWidth = w >= 110 ? 20 : 10
+        let columns: [Column<TrafficRow>] = [
+            Column(title: "POD", width: 22, priority: 0) { r in (r.name, r.traffic == nil ? .muted : .normal) },
+            Column(title: "RPS", width: 7, right: true, priority: 0) { r in (fmtRate(r.traffic?.rate(seconds: 1, tickMs: tick) ?? 0), .normal) },
+            Column(title: "LAST 60s", width: sparkWidth, priority: 3) { r in
+                (sparkline(r.traffic?.perSecond(tickMs: tick) ?? [], width: sparkWidth, max: maxRate, g), .spark)
+            },
+            Column(title: "SHARE", width: barWidth + 6, priority: 1) { r in
+                let share = recentTotal > 0 ? Double(r.traffic?.completed(lastSeconds: 10, tickMs: tick) ?? 0) / Double(recentTotal) : 0
+                let filled = Int((share * Double(barWidth)).rounded())
+                let bar = String(repeating: g.barFull, count: filled) + String(repeating: g.barEmpty, count: barWidth - filled)
+                return (bar + String(format: " %3.0f%%", share * 100), .bar)
+            },
+            Column(title: "P50", width: 7, right: true, priority: 2) { r in (fmtMicros(r.traffic?.recentPercentile(50)), .normal) },
+            Column(title: "P99", width: 7, right: true, priority: 2) { r in (fmtMicros(r.traffic?.recentPercentile(99)), .normal) },
+            Column(title: "ERRORS", width: 8, right: true, priority: 1) { r in
+                let f = r.traffic?.total.failed ?? 0
+                return ("\(f)", f > 0 ? .failure : .normal)
+            },
+            Column(title: "TOTAL", width: 8, right: true, priority: 4) { r in ("\(r.traffic?.total.completed ?? 0)", .muted) },
+        ]
+        let f = m.liveFairness()
+        let title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(f.index.map { String(format: "%.2f", $0) } ?? "-") \(f.word)"
+        return drawTable(&grid, pane: .traffic, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.traffic, columns: columns, g)
+    }
+
+    static func sparkline(_ values: [Double], width: Int, max top: Double, _ g: Glyphs) -> String {
+        let tail = Array(values.suffix(width))
+        var s = String(repeating: " ", count: width - tail.count)
+        let levels = g.sparks.count - 1
+        for v in tail {
+            let i = v <= 0 ? 0 : max(1, min(levels, Int((v / top * Double(levels)).rounded(.up))))
+            s.append(g.sparks[i])
+        }
+        return s
+    }
+
+    static func drawEvents(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
+        guard h >= 1 else { return 0 }
+        let focused = state.focus == .events && state.details == nil
+        grid.fill(y: y, from: x, to: x + w, char: g.rule, role: focused ? .titleFocused : .title)
+        grid.put("\(g.rule) Events (\(m.log.total)) ", x: x, y: y, role: focused ? .titleFocused : .title, maxWidth: w)
+        let page = h - 1
+        guard page > 0 else { return 0 }
+        // Newest at the bottom; moving up scrolls back in time.
+        let entries = rows.events
+        let sel = state.selected[.events]
+        let back = sel.map { max(0, entries.count - 1 - $0) } ?? 0
+        let end = max(0, entries.count - back)
+        let start = max(0, end - page)
+        for (i, e) in entries[start..<end].enumerated() {
+            let ry = y + 1 + i
+            let t = clockAt(m, e.at)
+            grid.put(t, x: x, y: ry, role: .muted, maxWidth: w)
+            let role: StyleRole = switch e.level {
+            case .info: .normal
+            case .warning: .warning
+            case .error: .failure
+            case .marker: .accent
+            case .caption: .accent
+            }
+            grid.put(e.text, x: x + t.count + 1, y: ry, role: role, maxWidth: w - t.count - 1)
+        }
+        return page
+    }
+
+    static func clockAt(_ m: Model, _ at: Millis) -> String {
+        guard let start = m.session?.startedAt else { return formatDuration(at) }
+        let t = Int(start + Double(at) / 1000)
+        let s = ((t % 86_400) + 86_400) % 86_400
+        return String(format: "%02d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60)
+    }
+
+    // MARK: - details and help
+
+    static func drawDetails(_ grid: inout CellGrid, _ m: Model, _ target: DetailTarget, top: Int, bottom: Int, _ g: Glyphs) {
+        var lines: [(String, StyleRole)] = []
+        func add(_ s: String, _ r: StyleRole = .normal) { lines.append((s, r)) }
+        var title = "Details"
+        var histogram: LatencyHistogram?
+        switch target {
+        case .subchannel(let id):
+            guard let s = m.subchannels[id] else { add("subchannel #\(id) is gone", .muted); break }
+            title = "Subchannel #\(id) \(g.rule) \(s.endpoint.displayName)"
+            add("state        \(s.state.rawValue) for \(formatDuration(m.now - s.stateSince))", role(for: s.state))
+            add("addresses    \(s.endpoint.addresses.map(\.description).joined(separator: ", "))")
+            add("connection   local \(s.local ?? "-")  remote \(s.remote ?? "-")  connect \(s.connectMs.map { "\($0)ms" } ?? "-")  connections \(s.connections)")
+            add("streams      \(s.activeStreams) active / \(s.maxConcurrentStreams.map(String.init) ?? "100 (peer sent no MAX_CONCURRENT_STREAMS; NIO's cap)")  queued \(s.queued)")
+            let t = s.traffic.total
+            add("RPCs         started \(t.started)  ok \(t.succeeded)  failed \(t.failed)  messages sent \(t.messagesSent) received \(t.messagesReceived)")
+            if !t.codes.isEmpty { add("errors       " + t.codes.sorted { $0.key < $1.key }.map { "\(GRPCStatusName.name($0.key)) \($0.value)" }.joined(separator: ", "), .failure) }
+            add("rtt          \(s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-")")
+            if let ga = s.lastGoAway {
+                add("last GOAWAY  \(ga.code) last-stream \(ga.lastStreamID) \(ga.debug.isEmpty ? "" : "\"\(ga.debug)\" ")\(formatDuration(m.now - ga.at)) ago (\(s.goAways) in all)", .draining)
+            }
+            if let b = s.backoffUntil, s.state == .transientFailure { add("retry in     \(formatDuration(b - m.now))", .failure) }
+            if !s.endpoint.metadata.isEmpty {
+                add("metadata     " + s.endpoint.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            }
+            add("")
+            add("state timeline", .columnHeader)
+            for tr in s.transitions.suffix(20) {
+                add("  \(clockAt(m, tr.at))  \(tr.from.rawValue) → \(tr.to.rawValue)\(tr.reason.map { "  \($0)" } ?? "")", role(for: tr.to))
+            }
+            histogram = s.traffic.latency
+        case .backend(let name):
+            title = "Pod \(name)"
+            guard let b = m.backends[name] else { add("no traffic yet", .muted); break }
+            let t = b.traffic.total
+            add("RPCs         ok \(t.succeeded)  failed \(t.failed)  total \(t.completed)")
+            add("rate         \(fmtRate(b.traffic.rate(seconds: 1, tickMs: m.tickMs))) rps now, \(fmtRate(b.traffic.rate(seconds: 10, tickMs: m.tickMs))) over 10s, \(fmtRate(b.traffic.rate(seconds: 60, tickMs: m.tickMs))) over 60s")
+            add("latency      p50 \(fmtMicros(b.traffic.latency.percentile(50)))  p90 \(fmtMicros(b.traffic.latency.percentile(90)))  p99 \(fmtMicros(b.traffic.latency.percentile(99)))  max \(fmtMicros(b.traffic.latency.percentile(100)))")
+            if !t.codes.isEmpty { add("errors       " + t.codes.sorted { $0.key < $1.key }.map { "\(GRPCStatusName.name($0.key)) \($0.value)" }.joined(separator: ", "), .failure) }
+            if let e = m.resolver.endpoints.first(where: { $0.displayName == name }) {
+                add("endpoint     \(e.addresses.map(\.description).joined(separator: ", "))  \(e.condition.rawValue)  zone \(e.zone ?? "-")  node \(e.node ?? "-")")
+            }
+            histogram = b.traffic.latency
+        case .endpoint(let key):
+            guard let row = m.endpoints[key] else { add("endpoint is gone", .muted); break }
+            let e = row.endpoint
+            title = "Endpoint \(e.displayName)"
+            add("addresses    \(e.addresses.map(\.description).joined(separator: ", "))")
+            add("condition    \(e.condition.rawValue) (ready \(e.ready), serving \(e.serving), terminating \(e.terminating)) for \(formatDuration(m.now - row.conditionSince))", role(for: e.condition))
+            add("pod          \(e.pod ?? "-")  node \(e.node ?? "-")  zone \(e.zone ?? "-")  hostname \(e.hostname ?? "-")  revision \(e.revision ?? "-")")
+            add("seen         \(formatDuration(m.now - row.firstSeen)) ago\(row.removedAt.map { ", removed \(formatDuration(m.now - $0)) ago" } ?? "")")
+            if let s = m.subchannel(for: key) { add("subchannel   #\(s.id) \(s.state.rawValue)", role(for: s.state)) }
+            for (k, v) in e.metadata.sorted(by: { $0.key < $1.key }) { add("\(pad(k, 12, right: false)) \(v)") }
+        }
+        if let h = histogram, h.count > 0 {
+            add("")
+            add("latency histogram (whole session)", .columnHeader)
+            let buckets = h.log2Buckets()
+            let top = max(1, buckets.map(\.count).max() ?? 1)
+            let barMax = max(10, grid.width - 30)
+            for b in buckets {
+                let n = Int((Double(b.count) / Double(top) * Double(barMax)).rounded(.up))
+                add("  ≤ \(pad(fmtMicros(b.upTo), 8, right: true))  \(pad(String(b.count), 8, right: true)) \(String(repeating: g.barFull, count: n))", .bar)
+            }
+        }
+        grid.fill(y: top, char: g.rule, role: .titleFocused)
+        grid.put("\(g.rule) \(title) ", x: 0, y: top, role: .titleFocused)
+        for (i, (text, role)) in lines.enumerated() where top + 1 + i < bottom {
+            grid.put(" " + text.replacingOccurrences(of: "≤", with: g.rule == "-" ? "<=" : "≤"), x: 0, y: top + 1 + i, role: role)
+        }
+    }
+
+    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs) {
+        grid.fill(y: top, char: g.rule, role: .titleFocused)
+        grid.put("\(g.rule) Help \(g.rule) keys ", x: 0, y: top, role: .titleFocused)
+        var y = top + 1
+        for b in KeyMap.bindings where y < bottom {
+            var label = b.keyLabel
+            if g.rule == "-" { label = label.replacingOccurrences(of: "↑", with: "Up").replacingOccurrences(of: "↓", with: "Down") }
+            grid.put("  " + pad(label, 8, right: false), x: 0, y: y, role: .footerKey)
+            grid.put(b.help, x: 10, y: y, role: .normal)
+            y += 1
+        }
+        if y + 1 < bottom {
+            grid.put("  States: READY, CONNECTING, IDLE, TRANSIENT_FAILURE (TF), SHUTDOWN; conditions ready, draining (serving+terminating), not-ready.", x: 0, y: y + 1, role: .muted)
+        }
+    }
+}
