@@ -63,7 +63,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
-        .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], resources: [.copy("Golden")]),
+        .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TopologyCore", "grpctop"]

@@ -34,6 +34,8 @@ public struct Model: Sendable {
     public private(set) var reconnects = 0
 
     private var nextID: SubchannelID = 1
+    /// The live (not SHUTDOWN) subchannel of each endpoint key: O(1) lookups with thousands of endpoints.
+    private var liveByKey: [EndpointKey: SubchannelID] = [:]
     private var pickFirst = PickFirstState()
     private var lastPicker: PickerSpec?
 
@@ -152,9 +154,7 @@ public struct Model: Sendable {
     /// The endpoints that may get traffic: ready ones, in resolver order.
     private var usableEndpoints: [Endpoint] { resolver.endpoints.filter(\.ready) }
 
-    private func liveSubchannel(for key: EndpointKey) -> SubchannelID? {
-        subchannels.values.filter { $0.key == key && $0.state != .shutdown }.map(\.id).min()
-    }
+    private func liveSubchannel(for key: EndpointKey) -> SubchannelID? { liveByKey[key] }
 
     private var liveSubchannels: [SubchannelRecord] {
         subchannels.values.filter { $0.state != .shutdown }.sorted { $0.id < $1.id }
@@ -255,6 +255,7 @@ public struct Model: Sendable {
         let id = nextID
         nextID += 1
         subchannels[id] = SubchannelRecord(id: id, endpoint: e, created: now)
+        liveByKey[e.key] = id
         log.append(now, .info, "subchannel #\(id) created for \(e.displayName)")
         return connect ? [.createSubchannel(id, e), .connect(id)] : [.createSubchannel(id, e)]
     }
@@ -263,6 +264,7 @@ public struct Model: Sendable {
         guard var sc = subchannels[id], sc.state != .shutdown else { return [] }
         sc.transition(to: .shutdown, reason: "subchannel shutdown (\(why))", at: now)
         subchannels[id] = sc
+        if liveByKey[sc.key] == id { liveByKey[sc.key] = nil }
         log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName) → SHUTDOWN: \(why)")
         if pickFirst.selected == id { pickFirst.selected = nil }
         return [.shutDown(id)]
@@ -318,7 +320,7 @@ public struct Model: Sendable {
         }
         switch policy {
         case .roundRobin, .leastRequest:
-            if to == .idle, usableEndpoints.contains(where: { $0.key == subchannels[id]?.key }) {
+            if to == .idle, let key = subchannels[id]?.key, endpoints[key]?.removedAt == nil, endpoints[key]?.endpoint.ready == true {
                 effects.append(.connect(id))
             }
         case .pickFirst:
@@ -354,18 +356,27 @@ public struct Model: Sendable {
     }
 
     private mutating func updateChannelState() {
-        let live = liveSubchannels
+        var live = 0, ready = 0, connecting = 0, idle = 0
+        for sc in subchannels.values where sc.state != .shutdown {
+            live += 1
+            switch sc.state {
+            case .ready: ready += 1
+            case .connecting: connecting += 1
+            case .idle: idle += 1
+            case .transientFailure, .shutdown: break
+            }
+        }
         let previous = channelState
         var next: ConnectivityState
         switch policy {
         case .roundRobin, .leastRequest:
-            if live.contains(where: { $0.state == .ready }) {
+            if ready > 0 {
                 next = .ready
-            } else if previous == .transientFailure && !live.isEmpty {
+            } else if previous == .transientFailure && live > 0 {
                 next = .transientFailure  // sticky TRANSIENT_FAILURE until something is READY
-            } else if live.contains(where: { $0.state == .connecting }) {
+            } else if connecting > 0 {
                 next = .connecting
-            } else if live.contains(where: { $0.state == .idle }) {
+            } else if idle > 0 {
                 next = .idle
             } else {
                 next = resolver.updates > 0 ? .transientFailure : .idle
@@ -373,15 +384,15 @@ public struct Model: Sendable {
         case .pickFirst:
             if let s = pickFirst.selected, subchannels[s]?.state == .ready {
                 next = .ready
-            } else if pickFirst.passFailed || (resolver.updates > 0 && live.isEmpty) {
+            } else if pickFirst.passFailed || (resolver.updates > 0 && live == 0) {
                 next = .transientFailure
-            } else if live.contains(where: { $0.state == .connecting }) {
+            } else if connecting > 0 {
                 next = .connecting
             } else {
-                next = resolver.updates > 0 && !live.isEmpty ? .connecting : .idle
+                next = resolver.updates > 0 && live > 0 ? .connecting : .idle
             }
         }
-        if resolver.updates > 0 && usableEndpoints.isEmpty { next = .transientFailure }
+        if resolver.updates > 0 && !resolver.endpoints.contains(where: \.ready) { next = .transientFailure }
         if next != previous {
             channelState = next
             log.append(now, next == .transientFailure ? .warning : .info, "channel \(previous.rawValue) → \(next.rawValue)")
@@ -394,7 +405,7 @@ public struct Model: Sendable {
         case .pickFirst:
             if let s = pickFirst.selected, subchannels[s]?.state == .ready { ready = [s] } else { ready = [] }
         case .roundRobin, .leastRequest:
-            ready = liveSubchannels.filter { $0.state == .ready }.map(\.id)
+            ready = subchannels.values.filter { $0.state == .ready }.map(\.id).sorted()
         }
         let spec = PickerSpec(policy: policy, ready: ready, channelState: channelState)
         guard spec != lastPicker else { return [] }

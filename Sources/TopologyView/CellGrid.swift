@@ -115,6 +115,23 @@ public struct CellGrid: Equatable, Sendable {
         }
     }
 
+    /// Replaces every non-ASCII character with an ASCII stand-in (terminals without UTF-8).
+    public mutating func asciify() {
+        for i in cells.indices where !cells[i].char.isASCII {
+            cells[i].char = switch cells[i].char {
+            case "µ": "u"
+            case "×": "x"
+            case "…": "~"
+            case "→": ">"
+            case "≤": "<"
+            case "─", "—": "-"
+            case "↑": "^"
+            case "↓": "v"
+            default: "?"
+            }
+        }
+    }
+
     /// The text of each row, trailing spaces trimmed (golden files).
     public var lines: [String] {
         (0..<height).map { y in

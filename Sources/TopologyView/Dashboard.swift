@@ -11,8 +11,11 @@ public struct Glyphs: Sendable {
     public var sortUp: Character
     public var sortDown: Character
 
-    public static let unicode = Glyphs(rule: "─", sparks: Array(" ▁▂▃▄▅▆▇█"), barFull: "█", barEmpty: "░", arrows: "↑↓", sortUp: "▲", sortDown: "▼")
-    public static let ascii = Glyphs(rule: "-", sparks: Array(" .,:;+=*#"), barFull: "#", barEmpty: ".", arrows: "jk", sortUp: "^", sortDown: "v")
+    /// Only ASCII reaches the terminal (LANG=C): other characters are replaced after drawing.
+    public var ascii: Bool
+
+    public static let unicode = Glyphs(rule: "─", sparks: Array(" ▁▂▃▄▅▆▇█"), barFull: "█", barEmpty: "░", arrows: "↑↓", sortUp: "▲", sortDown: "▼", ascii: false)
+    public static let ascii = Glyphs(rule: "-", sparks: Array(" .,:;+=*#"), barFull: "#", barEmpty: ".", arrows: "jk", sortUp: "^", sortDown: "v", ascii: true)
 }
 
 /// The whole screen as a pure function of the model, the view state and the terminal size.
@@ -83,6 +86,7 @@ public enum Dashboard {
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
         }
         drawFooter(&grid, state, y: bottom, g)
+        if g.ascii { grid.asciify() }
         return Frame(grid: grid, rows: rows, pageSizes: pageSizes)
     }
 
@@ -120,16 +124,25 @@ public enum Dashboard {
         let f = m.liveFairness()
         var right = clock(m)
         if state.paused { right = "PAUSED  " + right }
-        var x = grid.put(" grpctop ", x: 0, y: 0, role: .accent)
-        x += grid.put(m.session?.target ?? "", x: x, y: 0, role: .header, maxWidth: max(10, grid.width / 3))
-        var parts = "  \(m.policy.rawValue)  \(m.session?.rpc ?? "")  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
+        // What must fit comes first; the target gets what is left, then the RPC kind and clock.
+        var parts = "  \(m.policy.rawValue)  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
         if m.channelQueued > 0 { parts += "  queued \(m.channelQueued)" }
-        x += grid.put(parts, x: x, y: 0, role: .header)
         let fairText = "  fairness \(f.index.map { String(format: "%.2f", $0) } ?? "-") \(f.word)"
+        let rpcText = "  \(m.session?.rpc ?? "")"
+        let fixed = 9 + parts.count + fairText.count
+        var showRPC = grid.width - fixed - rpcText.count - right.count - 2 >= 20
+        var showClock = grid.width - fixed - right.count - 2 >= 16
+        if !showClock && state.paused { right = "PAUSED"; showClock = true }
+        if !showClock { showRPC = false }
+        let targetRoom = grid.width - fixed - (showRPC ? rpcText.count : 0) - (showClock ? right.count + 2 : 0) - 1
+        var x = grid.put(" grpctop ", x: 0, y: 0, role: .accent)
+        x += grid.put(fit(m.session?.target ?? "", max(8, targetRoom), middle: true), x: x, y: 0, role: .header)
+        x += grid.put(parts, x: x, y: 0, role: .header)
+        if showRPC { x += grid.put(rpcText, x: x, y: 0, role: .header) }
         let fairRole: StyleRole = f.word == "balanced" ? .ready : (f.word == "no traffic" ? .header : .warning)
         x += grid.put(fairText, x: x, y: 0, role: fairRole)
         let rx = grid.width - right.count - 1
-        if rx > x { grid.put(right, x: rx, y: 0, role: state.paused ? .warning : .header) }
+        if showClock && rx > x { grid.put(right, x: rx, y: 0, role: state.paused ? .warning : .header) }
 
         // Second line: resolver and channel state.
         var x2 = grid.put(" resolver \(m.session?.resolver ?? "-"): ", x: 0, y: 1, role: .header)
@@ -147,7 +160,7 @@ public enum Dashboard {
         }
         x2 += grid.put("  channel ", x: x2, y: 1, role: .header)
         x2 += grid.put(m.channelState.rawValue, x: x2, y: 1, role: role(for: m.channelState))
-        x2 += grid.put("  \(m.traffic)", x: x2, y: 1, role: .header)
+        x2 += grid.put("  load \(m.traffic)", x: x2, y: 1, role: .header)
         let failed = m.channel.total.failed
         if failed > 0 {
             grid.put("  \(failed) failed", x: x2, y: 1, role: .failure)
@@ -192,7 +205,20 @@ public enum Dashboard {
         var right = false
         /// Lower is kept first when the terminal is narrow.
         var priority: Int
+        /// Takes the columns left over (the first chosen flex column does).
+        var flex = false
+        /// Names keep their distinguishing ends: "greeter-7d9…b5-p0".
+        var middleEllipsis = false
         var cell: (Row) -> (String, StyleRole)
+    }
+
+    /// Fits text into `w` columns, cutting the middle ("…") or the end.
+    static func fit(_ s: String, _ w: Int, middle: Bool) -> String {
+        guard s.count > w, w > 0 else { return s }
+        guard middle, w >= 5 else { return String(s.prefix(w)) }
+        let head = (w - 1) / 2
+        let tail = w - 1 - head
+        return String(s.prefix(head)) + "…" + String(s.suffix(tail))
     }
 
     /// Draws a titled table; returns the number of data rows it can show (its page size).
@@ -223,7 +249,7 @@ public enum Dashboard {
         }
         chosen.sort()
         var widths = chosen.map { columns[$0].width }
-        if let last = widths.indices.last { widths[last] += w - used }
+        if let flex = chosen.firstIndex(where: { columns[$0].flex }) ?? widths.indices.last { widths[flex] += w - used }
 
         var cx = x
         for (k, i) in chosen.enumerated() {
@@ -250,7 +276,8 @@ public enum Dashboard {
             var cx = x
             let override = rowRole(row)
             for (k, i) in chosen.enumerated() {
-                let (text, role) = columns[i].cell(row)
+                let (raw, role) = columns[i].cell(row)
+                let text = fit(raw, widths[k], middle: columns[i].middleEllipsis)
                 let shown = columns[i].right ? pad(text, widths[k], right: true) : text
                 grid.put(shown, x: cx, y: ry, role: override ?? role, maxWidth: widths[k])
                 cx += widths[k] + 1
@@ -306,7 +333,7 @@ public enum Dashboard {
     static func drawEndpoints(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let now = m.now
         let columns: [Column<EndpointRow>] = [
-            Column(title: "POD / ADDRESS", width: 22, priority: 0) { r in
+            Column(title: "  POD / ADDRESS", width: 24, priority: 0, flex: true, middleEllipsis: true) { r in
                 let mark = r.removedAt != nil ? "- " : (r.isNew(now: now) ? "+ " : "  ")
                 return (mark + r.endpoint.displayName, r.removedAt != nil ? .removed : (r.isNew(now: now) ? .added : .normal))
             },
@@ -331,7 +358,7 @@ public enum Dashboard {
         let now = m.now
         let columns: [Column<SubchannelRecord>] = [
             Column(title: "#", width: 3, priority: 0) { s in ("#\(s.id)", .muted) },
-            Column(title: "ENDPOINT", width: 18, priority: 0) { s in (s.endpoint.displayName, s.state == .shutdown ? .muted : .normal) },
+            Column(title: "ENDPOINT", width: 18, priority: 0, flex: true, middleEllipsis: true) { s in (s.endpoint.displayName, s.state == .shutdown ? .muted : .normal) },
             Column(title: "STATE", width: 17, priority: 0) { s in (s.state.rawValue, role(for: s.state)) },
             Column(title: "FOR", width: 6, right: true, priority: 2) { s in (formatDuration(now - s.stateSince), .normal) },
             Column(title: "STREAMS", width: 8, right: true, priority: 1) { s in
@@ -342,7 +369,7 @@ public enum Dashboard {
             Column(title: "OK", width: 7, right: true, priority: 4) { s in ("\(s.traffic.total.succeeded)", .normal) },
             Column(title: "FAILED", width: 6, right: true, priority: 4) { s in ("\(s.traffic.total.failed)", s.traffic.total.failed > 0 ? .failure : .normal) },
             Column(title: "RTT", width: 7, right: true, priority: 5) { s in (s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-", .normal) },
-            Column(title: "LAST REASON / RETRY", width: 14, priority: 2) { s in
+            Column(title: "LAST REASON / RETRY", width: 14, priority: 2, flex: true) { s in
                 if s.state == .transientFailure, let until = s.backoffUntil {
                     return ("retry in \(formatDuration(until - now))  \(s.lastDisconnectReason ?? "")", .failure)
                 }
@@ -360,11 +387,11 @@ public enum Dashboard {
         let recentTotal = rows.traffic.reduce(0) { $0 + ($1.traffic?.completed(lastSeconds: 10, tickMs: tick) ?? 0) }
         let maxRate = max(1, rows.traffic.map { $0.traffic?.perSecond(tickMs: tick).max() ?? 0 }.max() ?? 1)
         let sparkWidth = w >= 150 ? 60 : (w >= 110 ? 30 : (w >= 90 ? 20 : 12))
-        let barWidth = w >= 110 ? 20 : 10
+        let barWidth = w >= 110 ? 20 : 9
         let columns: [Column<TrafficRow>] = [
-            Column(title: "POD", width: 22, priority: 0) { r in (r.name, r.traffic == nil ? .muted : .normal) },
-            Column(title: "RPS", width: 7, right: true, priority: 0) { r in (fmtRate(r.traffic?.rate(seconds: 1, tickMs: tick) ?? 0), .normal) },
-            Column(title: "LAST 60s", width: sparkWidth, priority: 3) { r in
+            Column(title: "POD", width: 20, priority: 0, flex: true, middleEllipsis: true) { r in (r.name, r.traffic == nil ? .muted : .normal) },
+            Column(title: "RPS", width: 6, right: true, priority: 0) { r in (fmtRate(r.traffic?.rate(seconds: 1, tickMs: tick) ?? 0), .normal) },
+            Column(title: "LAST 60s", width: sparkWidth, priority: 2) { r in
                 (sparkline(r.traffic?.perSecond(tickMs: tick) ?? [], width: sparkWidth, max: maxRate, g), .spark)
             },
             Column(title: "SHARE", width: barWidth + 6, priority: 1) { r in
@@ -373,9 +400,9 @@ public enum Dashboard {
                 let bar = String(repeating: g.barFull, count: filled) + String(repeating: g.barEmpty, count: barWidth - filled)
                 return (bar + String(format: " %3.0f%%", share * 100), .bar)
             },
-            Column(title: "P50", width: 7, right: true, priority: 2) { r in (fmtMicros(r.traffic?.recentPercentile(50)), .normal) },
-            Column(title: "P99", width: 7, right: true, priority: 2) { r in (fmtMicros(r.traffic?.recentPercentile(99)), .normal) },
-            Column(title: "ERRORS", width: 8, right: true, priority: 1) { r in
+            Column(title: "P50", width: 7, right: true, priority: 1) { r in (fmtMicros(r.traffic?.recentPercentile(50)), .normal) },
+            Column(title: "P99", width: 7, right: true, priority: 1) { r in (fmtMicros(r.traffic?.recentPercentile(99)), .normal) },
+            Column(title: "ERRORS", width: 6, right: true, priority: 1) { r in
                 let f = r.traffic?.total.failed ?? 0
                 return ("\(f)", f > 0 ? .failure : .normal)
             },
@@ -502,7 +529,7 @@ public enum Dashboard {
         grid.fill(y: top, char: g.rule, role: .titleFocused)
         grid.put("\(g.rule) \(title) ", x: 0, y: top, role: .titleFocused)
         for (i, (text, role)) in lines.enumerated() where top + 1 + i < bottom {
-            grid.put(" " + text.replacingOccurrences(of: "≤", with: g.rule == "-" ? "<=" : "≤"), x: 0, y: top + 1 + i, role: role)
+            grid.put(" " + text, x: 0, y: top + 1 + i, role: role)
         }
     }
 
@@ -512,7 +539,7 @@ public enum Dashboard {
         var y = top + 1
         for b in KeyMap.bindings where y < bottom {
             var label = b.keyLabel
-            if g.rule == "-" { label = label.replacingOccurrences(of: "↑", with: "Up").replacingOccurrences(of: "↓", with: "Down") }
+            if g.ascii { label = label.replacingOccurrences(of: "↑", with: "Up").replacingOccurrences(of: "↓", with: "Down") }
             grid.put("  " + pad(label, 8, right: false), x: 0, y: y, role: .footerKey)
             grid.put(b.help, x: 10, y: y, role: .normal)
             y += 1
