@@ -43,6 +43,9 @@ let package = Package(
         ),
         // The dashboard as a pure function: model + view state + size → a grid of cells.
         .target(name: "TopologyView", dependencies: ["TopologyCore"]),
+        // The only code that knows ncurses: system ncursesw (Debian libncurses-dev).
+        .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
+        .target(name: "Terminal", dependencies: ["CNcursesw", "TopologyView"]),
         // `grpctop serve`: the test gRPC server (Greeter + Health) on swift-nio-http2.
         .target(
             name: "TopologyServer",
@@ -58,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer",
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -14,12 +14,12 @@ public enum LBPolicy: String, Sendable, Codable, CaseIterable {
         self.init(rawValue: n)
     }
 
-    /// `l` in the UI.
+    /// `l` in the UI: round_robin → pick_first (watch it collapse) → least_request → round_robin.
     public var next: LBPolicy {
         switch self {
-        case .pickFirst: .roundRobin
-        case .roundRobin: .leastRequest
-        case .leastRequest: .pickFirst
+        case .roundRobin: .pickFirst
+        case .pickFirst: .leastRequest
+        case .leastRequest: .roundRobin
         }
     }
 }

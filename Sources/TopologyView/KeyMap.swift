@@ -42,7 +42,7 @@ public enum KeyMap {
         KeyBinding(keys: [.char("S")], keyLabel: "S", hint: nil, help: "reverse the sort order", action: .sortReverse),
         KeyBinding(keys: [.char("/")], keyLabel: "/", hint: "filter", help: "filter rows by a substring (Enter keeps it, Esc clears it)", action: .filter),
         KeyBinding(keys: [.char("p")], keyLabel: "p", hint: "pause", help: "pause the display (data keeps flowing)", action: .pause),
-        KeyBinding(keys: [.char("l")], keyLabel: "l", hint: "policy", help: "switch the LB policy: pick_first → round_robin → least_request", action: .cyclePolicy),
+        KeyBinding(keys: [.char("l")], keyLabel: "l", hint: "policy", help: "switch the LB policy: round_robin → pick_first → least_request → round_robin", action: .cyclePolicy),
         KeyBinding(keys: [.char("+"), .char("=")], keyLabel: "+", hint: nil, help: "double the traffic rate", action: .faster),
         KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower),
         KeyBinding(keys: [.char("c")], keyLabel: "c", hint: "colors", help: "colours on or off", action: .colors),

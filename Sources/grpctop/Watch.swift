@@ -55,17 +55,16 @@ struct Watch: ParsableCommand {
     @Option(help: "Stop after this long (e.g. 30s).") var duration: String?
     @Option(help: "Snapshot format: table or json (JSON Lines).") var output = "table"
     @Flag(name: .customLong("fail-on-error"), help: "Exit 1 if any RPC failed (a rollout gate for CI).") var failOnError = false
+    @Flag(name: .customLong("no-color"), help: "No colours in the dashboard (also: NO_COLOR set).") var noColor = false
 
     func run() throws {
         let options = try validatedOptions()
-        if !batch {
-            if isatty(STDOUT_FILENO) == 0 {
-                FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
-            } else {
-                FileHandle.standardError.write(Data("grpctop: the full-screen dashboard is not available in this build; running in --batch mode\n".utf8))
-            }
+        var useBatch = batch
+        if !batch && (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
+            FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
+            useBatch = true
         }
-        let failed = try runBatch(options)
+        let failed = useBatch ? try runBatch(options) : try runDashboard(options)
         if failOnError && failed > 0 { throw ExitCode(1) }
     }
 
@@ -187,6 +186,27 @@ struct Watch: ParsableCommand {
         case .ipv4, .ipv6, .unix:
             throw UsageFailure("target '\(target)' has no addresses")
         }
+    }
+
+    /// Runs the full-screen dashboard, then prints the summary on the normal screen.
+    func runDashboard(_ o: Options) throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let engine: Engine
+        do {
+            engine = try Engine(config: o.config, resolver: o.resolver, loop: group.next())
+        } catch {
+            fail("cannot set up TLS: \(error)")
+        }
+        try engine.start().wait()
+        let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+        let (_, note) = try DashboardLoop.run(engine: engine, colors: colors)
+        let model = try engine.stop(grace: .seconds(1)).wait()
+        let summary = Summary(model)
+        if let note { FileHandle.standardError.write(Data("grpctop: \(note)\n".utf8)) }
+        print(summary.table(), terminator: "")
+        fflush(nil)
+        return summary.failed
     }
 
     /// Runs headless: a snapshot every interval, then the summary. Returns the failed RPC count.

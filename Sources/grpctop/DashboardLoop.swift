@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Terminal
+import TopologyCore
+import TopologyTransport
+import TopologyView
+
+/// The live dashboard: keys and the 4 Hz redraw on the main thread, the engine on its loop.
+///
+/// ```
+///  keys ──► ViewState.handle ──► view-only changes (focus, scroll, sort, filter, details…)
+///                         └────► engine commands (policy, traffic) ──► engine.submit(event)
+///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
+/// ```
+enum DashboardLoop {
+    /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end.
+    static func run(engine: Engine, colors: Bool) throws -> (Model, String?) {
+        let term: CursesTerminal
+        do {
+            term = try CursesTerminal(colors: colors)
+        } catch {
+            fail("\(error)")
+        }
+        defer { term.end() }
+        let glyphs: Glyphs = term.isUTF8 ? .unicode : .ascii
+        var state = ViewState()
+        state.colors = colors
+        var frozen: Model?
+        var rows: PaneRows?
+        var lastRender = DispatchTime(uptimeNanoseconds: 0)
+        var dirty = true
+        var model = try engine.withModel { $0 }.wait()
+
+        loop: while true {
+            if TerminalRestorer.quitRequested != 0 { break }
+            if let key = term.readKey(timeoutMs: 50) {
+                if key == .resize { term.invalidate() }
+                let wasPaused = state.paused
+                let commands = state.handle(key, rows: rows ?? PaneRows(model: model, state: state), model: model)
+                if state.paused && !wasPaused { frozen = model }
+                if !state.paused { frozen = nil }
+                for c in commands {
+                    switch c {
+                    case .quit: break loop
+                    case .setPolicy(let p): engine.submit(.policyChanged(p))
+                    case .setTraffic(let t): engine.submit(.trafficChanged(t))
+                    }
+                }
+                dirty = true
+            }
+            let now = DispatchTime.now()
+            guard dirty || now.uptimeNanoseconds - lastRender.uptimeNanoseconds >= 250_000_000 else { continue }
+            let (w, h) = term.size
+            // Some terminals (kubectl exec) report 0×0 until the first resize: wait for it.
+            guard w > 0 && h > 0 else { continue }
+            model = try engine.withModel { $0 }.wait()
+            let frame = Dashboard.render(model: frozen ?? model, state: state, width: w, height: h, glyphs: glyphs)
+            state.pageSize = frame.pageSizes
+            rows = frame.rows
+            term.draw(frame.grid, colors: state.colors)
+            lastRender = now
+            dirty = false
+        }
+        let note = term.terminfoNote
+        term.end()
+        return (try engine.withModel { $0 }.wait(), note)
+    }
+}
