@@ -1,0 +1,166 @@
+import Testing
+import TopologyCore
+@testable import TopologyView
+
+@Suite struct KeyMapTests {
+    /// Every key listed in help dispatches to its action, and no key is bound twice.
+    @Test func everyHelpKeyDispatches() {
+        var seen: [Key: Action] = [:]
+        for b in KeyMap.bindings {
+            for k in b.keys {
+                #expect(seen[k] == nil, "\(k) bound twice")
+                seen[k] = b.action
+                #expect(KeyMap.action(for: k) == b.action)
+            }
+        }
+        #expect(Set(KeyMap.bindings.map(\.action)) == Set(Action.allCases))
+    }
+
+    /// The help screen lists every binding, generated from the same table.
+    @Test func helpScreenShowsEveryBinding() {
+        var s = ViewState()
+        s.showHelp = true
+        let text = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 120, height: 40).grid.lines.joined(separator: "\n")
+        for b in KeyMap.bindings { #expect(text.contains(b.help), "help lacks \(b.help)") }
+    }
+
+    /// The footer shows the hints from the key map.
+    @Test func footerHints() {
+        let frame = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 200, height: 40)
+        let footer = frame.grid.lines.last ?? ""
+        for (key, hint) in KeyMap.footerHints { #expect(footer.contains("\(key == "↑↓" ? "↑↓" : key) \(hint)"), "footer lacks \(key) \(hint)") }
+    }
+}
+
+@Suite struct ViewStateTests {
+    let model = Script.healthyRoundRobin()
+
+    func rows(_ s: ViewState) -> PaneRows { PaneRows(model: model, state: s) }
+
+    @Test func focusCyclesAndSelectionIsClamped() {
+        var s = ViewState()
+        #expect(s.focus == .traffic)
+        _ = s.handle(.tab, rows: rows(s), model: model)
+        #expect(s.focus == .events)
+        _ = s.handle(.tab, rows: rows(s), model: model)
+        #expect(s.focus == .endpoints)
+        _ = s.handle(.backTab, rows: rows(s), model: model)
+        #expect(s.focus == .events)
+        s.focus = .subchannels
+        for _ in 0..<10 { _ = s.handle(.down, rows: rows(s), model: model) }
+        #expect(s.selected[.subchannels] == 2)
+        _ = s.handle(.char("k"), rows: rows(s), model: model)
+        #expect(s.selected[.subchannels] == 1)
+        _ = s.handle(.home, rows: rows(s), model: model)
+        #expect(s.selected[.subchannels] == 0)
+    }
+
+    @Test func enterOpensWhatIsHighlightedAndEscGoesBack() {
+        var s = ViewState()
+        s.focus = .subchannels
+        _ = s.handle(.down, rows: rows(s), model: model)
+        _ = s.handle(.enter, rows: rows(s), model: model)
+        #expect(s.details == .subchannel(2))
+        let text = Dashboard.render(model: model, state: s, width: 100, height: 30).grid.lines.joined(separator: "\n")
+        #expect(text.contains("Subchannel #2"))
+        #expect(text.contains("state timeline"))
+        _ = s.handle(.escape, rows: rows(s), model: model)
+        #expect(s.details == nil)
+    }
+
+    @Test func filterNarrowsEveryPane() {
+        var s = ViewState()
+        _ = s.handle(.char("/"), rows: rows(s), model: model)
+        #expect(s.editingFilter)
+        for c in "p1" { _ = s.handle(.char(c), rows: rows(s), model: model) }
+        _ = s.handle(.enter, rows: rows(s), model: model)
+        #expect(!s.editingFilter && s.filter == "p1")
+        let r = rows(s)
+        #expect(r.endpoints.map(\.endpoint.displayName) == ["greeter-7d9f8c6b5-p1"])
+        #expect(r.traffic.map(\.name) == ["greeter-7d9f8c6b5-p1"])
+        #expect(r.subchannels.map(\.id) == [2])
+        // While typing, keys are text: 'q' does not quit.
+        _ = s.handle(.char("/"), rows: r, model: model)
+        #expect(s.handle(.char("q"), rows: r, model: model).isEmpty)
+        _ = s.handle(.escape, rows: r, model: model)
+        #expect(s.filter.isEmpty)
+    }
+
+    @Test func sortCyclesAndReverses() {
+        var s = ViewState()
+        s.focus = .traffic
+        _ = s.handle(.char("S"), rows: rows(s), model: model)
+        #expect(rows(s).traffic.map(\.name) == ["greeter-7d9f8c6b5-p2", "greeter-7d9f8c6b5-p1", "greeter-7d9f8c6b5-p0"])
+        _ = s.handle(.char("s"), rows: rows(s), model: model)
+        #expect(s.sortColumn[.traffic] == 1)
+        let title = Dashboard.render(model: model, state: s, width: 120, height: 40).grid.lines.first { $0.contains("Traffic per pod") } ?? ""
+        #expect(title.contains("by rps"))
+    }
+
+    @Test func engineCommands() {
+        var s = ViewState()
+        #expect(s.handle(.char("l"), rows: rows(s), model: model) == [.setPolicy(.pickFirst)])
+        #expect(s.handle(.char("+"), rows: rows(s), model: model) == [.setTraffic(.rate(600))])
+        #expect(s.handle(.char("-"), rows: rows(s), model: model) == [.setTraffic(.rate(150))])
+        #expect(s.handle(.char("q"), rows: rows(s), model: model) == [.quit])
+        #expect(s.handle(.ctrlC, rows: rows(s), model: model) == [.quit])
+        _ = s.handle(.char("p"), rows: rows(s), model: model)
+        #expect(s.paused)
+        let header = Dashboard.render(model: model, state: s, width: 120, height: 40).grid.lines[0]
+        #expect(header.contains("PAUSED"))
+        _ = s.handle(.char("c"), rows: rows(s), model: model)
+        #expect(!s.colors)
+    }
+}
+
+@Suite struct LayoutTests {
+    @Test func stackedHeightsFillTheScreenAndKeepMinimums() {
+        for avail in [12, 21, 37, 57] {
+            for want in [[3, 3, 3], [50, 50, 50], [1002, 1002, 1002], [4, 100, 4]] {
+                let h = Dashboard.stackedHeights(avail: avail, want: want)
+                #expect(h.reduce(0, +) == avail)
+                #expect(h[0] >= 3 && h[1] >= 3 && h[2] >= 3 && h[3] >= 3, "\(avail) \(want) → \(h)")
+            }
+        }
+    }
+
+    @Test func everyPaneIsOnScreenAt80x24() {
+        let lines = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 80, height: 24).grid.lines
+        for title in ["Endpoints (3)", "Subchannels (3)", "Traffic per pod (3)", "Events"] {
+            #expect(lines.contains { $0.contains(title) }, "missing \(title)")
+        }
+        #expect(lines.filter { $0.contains("READY") }.count >= 3)
+    }
+
+    @Test func narrowColumnsKeepThePodSuffix() {
+        let cut = Dashboard.fit("greeter-7d9f8c6b5-p0", 12, middle: true)
+        #expect(cut == "greet…6b5-p0")
+        #expect(cut.count == 12 && cut.hasSuffix("-p0"))
+        #expect(Dashboard.fit("short", 12, middle: true) == "short")
+    }
+
+    @Test func tooSmall() {
+        let lines = Dashboard.render(model: Model(), state: ViewState(), width: 59, height: 14).grid.lines
+        #expect(lines.contains { $0.contains("terminal too small (59×14, need 60×15)") })
+    }
+
+    @Test func gridDiffFindsOnlyChangedCells() {
+        var a = CellGrid(width: 10, height: 2)
+        a.put("hello", x: 0, y: 0)
+        var b = a
+        #expect(b.changes(from: a).isEmpty)
+        b.put("J", x: 0, y: 0)
+        b.put("!", x: 9, y: 1, role: .failure)
+        let runs = b.changes(from: a)
+        #expect(runs.count == 2)
+        #expect(runs[0].x == 0 && runs[0].y == 0 && runs[0].count == 1)
+        #expect(runs[1].x == 9 && runs[1].y == 1)
+        #expect(b.changes(from: CellGrid(width: 9, height: 2)).count == 2)  // size change: everything
+    }
+
+    @Test func stateIsNeverColourAlone() {
+        // Every state word appears in the text of the backoff frame, not only as a colour.
+        let text = Dashboard.render(model: Script.backendInBackoff(), state: ViewState(), width: 120, height: 40).grid.lines.joined()
+        #expect(text.contains("TRANSIENT_FAILURE") && text.contains("READY") && text.contains("retry in"))
+    }
+}
