@@ -58,10 +58,12 @@ public struct Model: Sendable {
             session = info
             policy = info.policy
             traffic = info.traffic
+            topologyChanged = true
             log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
         case .resolverUpdated(let result):
             applyResolverResult(result)
             effects += reconcile()
+            topologyChanged = true
         case .resolverFailed(let failure):
             if resolver.error == nil || resolver.error?.message != failure.message {
                 log.append(now, .error, "resolver: \(failure.message)\(resolver.endpoints.isEmpty ? "" : " (keeping \(resolver.endpoints.count) endpoints)")")
@@ -81,6 +83,7 @@ public struct Model: Sendable {
             policy = p
             pickFirst = PickFirstState()
             effects += reconcile()
+            topologyChanged = true
         case .trafficChanged(let t):
             guard t != traffic else { break }
             log.append(now, .info, "traffic \(traffic) → \(t)")
@@ -98,9 +101,26 @@ public struct Model: Sendable {
             }
             log.append(now, level, n.text)
         }
-        updateChannelState()
-        effects += pickerEffect()
+        // Channel state and picker only change with the topology (not with stats ticks): with
+        // thousands of subchannels this keeps `apply` O(1) for most events.
+        if topologyChanged {
+            topologyChanged = false
+            updateChannelState()
+            effects += pickerEffect()
+        }
         return effects
+    }
+
+    private var topologyChanged = true
+    /// READY subchannels and the number of live subchannels in each state, kept as states
+    /// change, so the picker and the channel state never scan every subchannel.
+    private var readyIDs = Set<SubchannelID>()
+    private var liveCounts: [ConnectivityState: Int] = [:]
+
+    private mutating func counted(_ id: SubchannelID, from: ConnectivityState?, to: ConnectivityState) {
+        if let from, from != .shutdown { liveCounts[from, default: 0] -= 1 }
+        if to != .shutdown { liveCounts[to, default: 0] += 1 }
+        if to == .ready { readyIDs.insert(id) } else { readyIDs.remove(id) }
     }
 
     // MARK: - resolver
@@ -255,16 +275,20 @@ public struct Model: Sendable {
         let id = nextID
         nextID += 1
         subchannels[id] = SubchannelRecord(id: id, endpoint: e, created: now)
+        counted(id, from: nil, to: .idle)
         liveByKey[e.key] = id
+        topologyChanged = true
         log.append(now, .info, "subchannel #\(id) created for \(e.displayName)")
         return connect ? [.createSubchannel(id, e), .connect(id)] : [.createSubchannel(id, e)]
     }
 
     private mutating func shutDown(_ id: SubchannelID, why: String) -> [Effect] {
         guard var sc = subchannels[id], sc.state != .shutdown else { return [] }
+        counted(id, from: sc.state, to: .shutdown)
         sc.transition(to: .shutdown, reason: "subchannel shutdown (\(why))", at: now)
         subchannels[id] = sc
         if liveByKey[sc.key] == id { liveByKey[sc.key] = nil }
+        topologyChanged = true
         log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName) → SHUTDOWN: \(why)")
         if pickFirst.selected == id { pickFirst.selected = nil }
         return [.shutDown(id)]
@@ -281,6 +305,8 @@ public struct Model: Sendable {
             let from = sc.state
             guard from != to else { return [] }
             sc.transition(to: to, reason: reason, at: now)
+            counted(id, from: from, to: to)
+            topologyChanged = true
             if to == .transientFailure, let b = backoffMs { sc.backoffUntil = now + b }
             if from == .ready { reconnects += 1 }
             subchannels[id] = sc
@@ -356,16 +382,10 @@ public struct Model: Sendable {
     }
 
     private mutating func updateChannelState() {
-        var live = 0, ready = 0, connecting = 0, idle = 0
-        for sc in subchannels.values where sc.state != .shutdown {
-            live += 1
-            switch sc.state {
-            case .ready: ready += 1
-            case .connecting: connecting += 1
-            case .idle: idle += 1
-            case .transientFailure, .shutdown: break
-            }
-        }
+        let ready = liveCounts[.ready] ?? 0
+        let connecting = liveCounts[.connecting] ?? 0
+        let idle = liveCounts[.idle] ?? 0
+        let live = ready + connecting + idle + (liveCounts[.transientFailure] ?? 0)
         let previous = channelState
         var next: ConnectivityState
         switch policy {
@@ -405,7 +425,7 @@ public struct Model: Sendable {
         case .pickFirst:
             if let s = pickFirst.selected, subchannels[s]?.state == .ready { ready = [s] } else { ready = [] }
         case .roundRobin, .leastRequest:
-            ready = subchannels.values.filter { $0.state == .ready }.map(\.id).sorted()
+            ready = readyIDs.sorted()
         }
         let spec = PickerSpec(policy: policy, ready: ready, channelState: channelState)
         guard spec != lastPicker else { return [] }
@@ -488,6 +508,9 @@ public struct Model: Sendable {
         let idx = Fairness.jain(xs)
         return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
     }
+
+    /// Subchannels not SHUTDOWN.
+    public var liveSubchannelCount: Int { liveCounts.values.reduce(0, +) }
 
     /// Endpoint rows in resolver order, removed ones last.
     public var endpointRows: [EndpointRow] {

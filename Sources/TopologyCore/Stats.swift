@@ -153,12 +153,25 @@ public struct TrafficSeries: Sendable {
     public init() {}
 
     /// Adds one tick's delta (possibly empty: time passes for the rates too).
+    /// Completed RPCs over the last 4, 40 and 240 ticks, kept as ticks arrive (1 s, 10 s and
+    /// 60 s at the 250 ms tick), so rates and fairness cost O(1) per backend.
+    private var window4 = 0, window40 = 0, window240 = 0
+
     public mutating func apply(_ d: RPCDelta?, at: Millis) {
         let d = d ?? RPCDelta()
         total.add(d)
-        completedRing.append(UInt32(clamping: d.completed))
+        let c = UInt32(clamping: d.completed)
+        completedRing.append(c)
         failedRing.append(UInt32(clamping: d.failed))
-        if completedRing.count > Self.ringTicks {
+        let n = completedRing.count
+        window4 += Int(c)
+        window40 += Int(c)
+        window240 += Int(c)
+        if n > 4 { window4 -= Int(completedRing[n - 5]) }
+        if n > 40 { window40 -= Int(completedRing[n - 41]) }
+        if n > 240 { window240 -= Int(completedRing[n - 241]) }
+        // Trim in chunks so the ring is not shifted on every tick.
+        if completedRing.count > Self.ringTicks * 2 {
             completedRing.removeFirst(completedRing.count - Self.ringTicks)
             failedRing.removeFirst(failedRing.count - Self.ringTicks)
         }
@@ -173,8 +186,16 @@ public struct TrafficSeries: Sendable {
         let ticks = max(1, seconds * 1000 / max(1, tickMs))
         let n = min(ticks, completedRing.count)
         guard n > 0 else { return 0 }
-        let sum = completedRing.suffix(n).reduce(0) { $0 + Int($1) }
-        return Double(sum) / (Double(n) * Double(tickMs) / 1000)
+        return Double(sum(lastTicks: ticks)) / (Double(n) * Double(tickMs) / 1000)
+    }
+
+    private func sum(lastTicks ticks: Int) -> Int {
+        switch ticks {
+        case 4: return window4
+        case 40: return window40
+        case 240: return window240
+        default: return completedRing.suffix(min(ticks, Self.ringTicks)).reduce(0) { $0 + Int($1) }
+        }
     }
 
     public func errorRate(seconds: Int, tickMs: Int) -> Double {
@@ -187,8 +208,7 @@ public struct TrafficSeries: Sendable {
 
     /// Completed RPCs in the last `seconds`.
     public func completed(lastSeconds seconds: Int, tickMs: Int) -> Int {
-        let ticks = max(1, seconds * 1000 / max(1, tickMs))
-        return completedRing.suffix(ticks).reduce(0) { $0 + Int($1) }
+        sum(lastTicks: max(1, seconds * 1000 / max(1, tickMs)))
     }
 
     /// RPCs per second for each of the last 60 seconds, oldest first (sparklines).
@@ -196,12 +216,28 @@ public struct TrafficSeries: Sendable {
         let per = max(1, 1000 / max(1, tickMs))
         var out: [Double] = []
         var i = completedRing.count
-        while i > 0 && out.count < 60 {
+        while i > max(0, completedRing.count - Self.ringTicks) && out.count < 60 {
             let lo = max(0, i - per)
             out.append(Double(completedRing[lo..<i].reduce(0) { $0 + Int($1) }) * Double(per) / Double(i - lo))
             i = lo
         }
         return out.reversed()
+    }
+
+    /// The busiest second of the last minute (RPCs per second), without allocating.
+    public func peakPerSecond(tickMs: Int) -> Double {
+        let per = max(1, 1000 / max(1, tickMs))
+        var peak = 0
+        var i = completedRing.count
+        let floor = max(0, completedRing.count - Self.ringTicks)
+        while i > floor {
+            let lo = max(0, i - per)
+            var sum = 0
+            for j in lo..<i { sum += Int(completedRing[j]) }
+            peak = max(peak, sum * per / (i - lo))
+            i = lo
+        }
+        return Double(peak)
     }
 
     /// Latency percentile over the last 10 s, microseconds.

@@ -52,7 +52,8 @@ public enum Dashboard {
             grid.put(text, x: max(0, (width - text.count) / 2), y: height / 2, role: .warning)
             return Frame(grid: grid, rows: rows, pageSizes: [:])
         }
-        drawHeader(&grid, m, state, g)
+        let fairness = m.liveFairness()
+        drawHeader(&grid, m, state, fairness, g)
         var top = 2
         if let caption, !caption.isEmpty {
             grid.fill(y: top, role: .accent)
@@ -72,7 +73,7 @@ public enum Dashboard {
             pageSizes[.endpoints] = drawEndpoints(&grid, m, rows, state, x: 0, y: top, w: leftW - 1, h: epH, g)
             pageSizes[.subchannels] = drawSubchannels(&grid, m, rows, state, x: 0, y: top + epH, w: leftW - 1, h: avail - epH, g)
             let trH = max(4, min(rows.traffic.count + 2, avail * 2 / 3))
-            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, x: leftW, y: top, w: width - leftW, h: trH, g)
+            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, fairness: fairness, x: leftW, y: top, w: width - leftW, h: trH, g)
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: leftW, y: top + trH, w: width - leftW, h: avail - trH, g)
         } else {
             let heights = stackedHeights(avail: bottom - top, want: [rows.endpoints.count + 2, rows.subchannels.count + 2, rows.traffic.count + 2])
@@ -81,7 +82,7 @@ public enum Dashboard {
             y += heights[0]
             pageSizes[.subchannels] = drawSubchannels(&grid, m, rows, state, x: 0, y: y, w: width, h: heights[1], g)
             y += heights[1]
-            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, x: 0, y: y, w: width, h: heights[2], g)
+            pageSizes[.traffic] = drawTraffic(&grid, m, rows, state, fairness: fairness, x: 0, y: y, w: width, h: heights[2], g)
             y += heights[2]
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
         }
@@ -114,14 +115,13 @@ public enum Dashboard {
 
     // MARK: - header and footer
 
-    static func drawHeader(_ grid: inout CellGrid, _ m: Model, _ state: ViewState, _ g: Glyphs) {
+    static func drawHeader(_ grid: inout CellGrid, _ m: Model, _ state: ViewState, _ f: (index: Double?, word: String), _ g: Glyphs) {
         grid.fill(y: 0, role: .header)
         grid.fill(y: 1, role: .header)
         let tick = m.tickMs
         let rps = m.channel.rate(seconds: 1, tickMs: tick)
         let errs = m.channel.errorRate(seconds: 1, tickMs: tick)
         let errPct = rps > 0 ? errs / rps * 100 : 0
-        let f = m.liveFairness()
         var right = clock(m)
         if state.paused { right = "PAUSED  " + right }
         // What must fit comes first; the target gets what is left, then the RPC kind and clock.
@@ -223,10 +223,11 @@ public enum Dashboard {
 
     /// Draws a titled table; returns the number of data rows it can show (its page size).
     @discardableResult
-    static func drawTable<Row>(
+    static func drawTable<ID, Row>(
         _ grid: inout CellGrid, pane: Pane, title: String, state: ViewState, x: Int, y: Int, w: Int, h: Int,
-        rows: [Row], columns: [Column<Row>], rowRole: (Row) -> StyleRole? = { _ in nil }, _ g: Glyphs
+        rows ids: [ID], lookup: (ID) -> Row?, columns: [Column<Row>], _ g: Glyphs
     ) -> Int {
+        let rows = ids
         guard h >= 1, w > 0 else { return 0 }
         let focused = state.focus == pane && state.details == nil
         var t = "\(g.rule) \(title) "
@@ -271,15 +272,14 @@ public enum Dashboard {
         for r in 0..<page {
             let idx = first + r
             guard idx < rows.count else { break }
-            let row = rows[idx]
+            guard let row = lookup(rows[idx]) else { continue }
             let ry = y + 2 + r
             var cx = x
-            let override = rowRole(row)
             for (k, i) in chosen.enumerated() {
                 let (raw, role) = columns[i].cell(row)
                 let text = fit(raw, widths[k], middle: columns[i].middleEllipsis)
                 let shown = columns[i].right ? pad(text, widths[k], right: true) : text
-                grid.put(shown, x: cx, y: ry, role: override ?? role, maxWidth: widths[k])
+                grid.put(shown, x: cx, y: ry, role: role, maxWidth: widths[k])
                 cx += widths[k] + 1
             }
             if focused && idx == sel { grid.restyle(y: ry, from: x, to: x + w, role: .selected) }
@@ -349,9 +349,9 @@ public enum Dashboard {
                 (r.removedAt == nil ? (m.subchannel(for: r.endpoint.key).map { "#\($0.id)" } ?? "-") : "-", .muted)
             },
         ]
-        let live = m.endpointRows.filter { $0.removedAt == nil }.count
+        let live = m.resolver.endpoints.count
         return drawTable(&grid, pane: .endpoints, title: "Endpoints (\(live))", state: state, x: x, y: y, w: w, h: h,
-                         rows: rows.endpoints, columns: columns, g)
+                         rows: rows.endpoints, lookup: { m.endpoints[$0] }, columns: columns, g)
     }
 
     static func drawSubchannels(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
@@ -377,15 +377,26 @@ public enum Dashboard {
                 return (s.lastDisconnectReason ?? "-", s.lastDisconnectReason == nil ? .muted : .normal)
             },
         ]
-        let live = m.subchannels.values.filter { $0.state != .shutdown }.count
+        let live = m.liveSubchannelCount
         return drawTable(&grid, pane: .subchannels, title: "Subchannels (\(live)) \(m.policy.rawValue)", state: state, x: x, y: y, w: w, h: h,
-                         rows: rows.subchannels, columns: columns, g)
+                         rows: rows.subchannels, lookup: { m.subchannels[$0] }, columns: columns, g)
     }
 
-    static func drawTraffic(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
+    /// One row of the Traffic pane, looked up for visible rows only.
+    struct TrafficRow {
+        var name: String
+        var traffic: TrafficSeries?
+    }
+
+    static func drawTraffic(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, fairness: (index: Double?, word: String),
+                            x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let tick = m.tickMs
-        let recentTotal = rows.traffic.reduce(0) { $0 + ($1.traffic?.completed(lastSeconds: 10, tickMs: tick) ?? 0) }
-        let maxRate = max(1, rows.traffic.map { $0.traffic?.perSecond(tickMs: tick).max() ?? 0 }.max() ?? 1)
+        var recentTotal = 0
+        var maxRate = 1.0
+        for b in m.backends.values {
+            recentTotal += b.traffic.completed(lastSeconds: 10, tickMs: tick)
+            maxRate = max(maxRate, b.traffic.peakPerSecond(tickMs: tick))
+        }
         let sparkWidth = w >= 150 ? 60 : (w >= 110 ? 30 : (w >= 90 ? 20 : 12))
         let barWidth = w >= 110 ? 20 : 9
         let columns: [Column<TrafficRow>] = [
@@ -408,9 +419,9 @@ public enum Dashboard {
             },
             Column(title: "TOTAL", width: 8, right: true, priority: 4) { r in ("\(r.traffic?.total.completed ?? 0)", .muted) },
         ]
-        let f = m.liveFairness()
-        let title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(f.index.map { String(format: "%.2f", $0) } ?? "-") \(f.word)"
-        return drawTable(&grid, pane: .traffic, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.traffic, columns: columns, g)
+        let title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(fairness.index.map { String(format: "%.2f", $0) } ?? "-") \(fairness.word)"
+        return drawTable(&grid, pane: .traffic, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.traffic,
+                         lookup: { name in TrafficRow(name: name, traffic: m.backends[name]?.traffic) }, columns: columns, g)
     }
 
     static func sparkline(_ values: [Double], width: Int, max top: Double, _ g: Glyphs) -> String {

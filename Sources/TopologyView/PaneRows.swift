@@ -1,19 +1,14 @@
 import TopologyCore
 
-/// One row of the Traffic pane: a backend (pod), with or without traffic so far.
-public struct TrafficRow: Sendable {
-    public var name: String
-    public var traffic: TrafficSeries?
-    /// The endpoint this backend is, when backends are endpoints.
-    public var endpoint: Endpoint?
-}
-
 /// The rows each pane shows, after the filter and the sort — shared by rendering and key
-/// handling so that Enter opens what is highlighted.
+/// handling so that Enter opens what is highlighted. Rows are ids and names, not copies of the
+/// records: with thousands of endpoints only the visible rows are looked up.
 public struct PaneRows: Sendable {
-    public var endpoints: [EndpointRow]
-    public var subchannels: [SubchannelRecord]
-    public var traffic: [TrafficRow]
+    public var endpoints: [EndpointKey]
+    public var subchannels: [SubchannelID]
+    /// Backend (pod) names: every live endpoint when backends are endpoints, plus every backend
+    /// that answered.
+    public var traffic: [String]
     public var events: [LogEntry]
 
     public static func sortColumns(_ pane: Pane) -> [String] {
@@ -27,58 +22,85 @@ public struct PaneRows: Sendable {
 
     public init(model m: Model, state: ViewState) {
         let needle = state.filter.lowercased()
+        let all = needle.isEmpty
         func keep(_ parts: String?...) -> Bool {
-            needle.isEmpty || parts.contains { $0?.lowercased().contains(needle) == true }
+            parts.contains { $0?.lowercased().contains(needle) == true }
         }
         let tick = m.tickMs
 
-        var eps = m.endpointRows.filter { r in
-            keep(r.endpoint.displayName, r.endpoint.addresses.map(\.description).joined(separator: " "), r.endpoint.zone, r.endpoint.node)
+        // Endpoints: resolver order (removed rows last) unless sorted otherwise.
+        var eps: [(key: EndpointKey, row: EndpointRow)] = []
+        eps.reserveCapacity(m.endpoints.count)
+        for (key, row) in m.endpoints {
+            if all || keep(row.endpoint.displayName, row.endpoint.addresses.map(\.description).joined(separator: " "), row.endpoint.zone, row.endpoint.node) {
+                eps.append((key, row))
+            }
         }
+        let reversedEP = state.sortReversed[.endpoints] == true
         switch state.sortColumn[.endpoints] ?? 0 {
-        case 1: eps.sort { $0.endpoint.displayName < $1.endpoint.displayName }
-        case 2: eps.sort { $0.endpoint.condition.rawValue < $1.endpoint.condition.rawValue }
-        case 3: eps.sort { ($0.endpoint.zone ?? "") < ($1.endpoint.zone ?? "") }
-        case 4: eps.sort { $0.firstSeen < $1.firstSeen }
-        case 5: eps.sort { ($0.endpoint.revision ?? "", $0.endpoint.displayName) < ($1.endpoint.revision ?? "", $1.endpoint.displayName) }
-        default: break
+        case 1: eps.sort { $0.row.endpoint.displayName < $1.row.endpoint.displayName }
+        case 2: eps.sort { ($0.row.endpoint.condition.rawValue, $0.row.order) < ($1.row.endpoint.condition.rawValue, $1.row.order) }
+        case 3: eps.sort { ($0.row.endpoint.zone ?? "", $0.row.order) < ($1.row.endpoint.zone ?? "", $1.row.order) }
+        case 4: eps.sort { ($0.row.firstSeen, $0.row.order) < ($1.row.firstSeen, $1.row.order) }
+        case 5: eps.sort { ($0.row.endpoint.revision ?? "", $0.row.endpoint.displayName) < ($1.row.endpoint.revision ?? "", $1.row.endpoint.displayName) }
+        default:
+            eps.sort { a, b in
+                let ar = a.row.removedAt == nil, br = b.row.removedAt == nil
+                if ar != br { return ar }
+                return a.row.order < b.row.order
+            }
         }
-        if state.sortReversed[.endpoints] == true { eps.reverse() }
-        endpoints = eps
+        endpoints = reversedEP ? eps.reversed().map(\.key) : eps.map(\.key)
 
-        var subs = m.subchannelRows.filter { keep($0.endpoint.displayName, $0.remote, $0.state.rawValue, "#\($0.id)") }
+        // Subchannels: by id unless sorted otherwise.
+        var subs: [SubchannelID]
+        if all {
+            subs = Array(m.subchannels.keys)
+        } else {
+            subs = m.subchannels.compactMap { id, s in keep(s.endpoint.displayName, s.remote, s.state.rawValue, "#\(id)") ? id : nil }
+        }
         switch state.sortColumn[.subchannels] ?? 0 {
-        case 1: subs.sort { ($0.state.rawValue, $0.id) < ($1.state.rawValue, $1.id) }
-        case 2: subs.sort { ($1.activeStreams, $0.id) < ($0.activeStreams, $1.id) }
-        case 3: subs.sort { ($1.traffic.total.failed, $0.id) < ($0.traffic.total.failed, $1.id) }
-        case 4: subs.sort { ($1.rttMicros ?? -1, $0.id) < ($0.rttMicros ?? -1, $1.id) }
-        default: break
+        case 1:
+            let k = Dictionary(uniqueKeysWithValues: subs.map { ($0, m.subchannels[$0]!.state.rawValue) })
+            subs.sort { (k[$0]!, $0) < (k[$1]!, $1) }
+        case 2:
+            let k = Dictionary(uniqueKeysWithValues: subs.map { ($0, m.subchannels[$0]!.activeStreams) })
+            subs.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        case 3:
+            let k = Dictionary(uniqueKeysWithValues: subs.map { ($0, m.subchannels[$0]!.traffic.total.failed) })
+            subs.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        case 4:
+            let k = Dictionary(uniqueKeysWithValues: subs.map { ($0, m.subchannels[$0]!.rttMicros ?? -1) })
+            subs.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        default:
+            subs.sort()
         }
         if state.sortReversed[.subchannels] == true { subs.reverse() }
         subchannels = subs
 
-        var rows: [String: TrafficRow] = [:]
+        // Traffic per pod.
+        var names = Set(m.backends.keys)
         if m.session?.identityHeader == nil {
-            for r in m.endpointRows where r.removedAt == nil {
-                rows[r.endpoint.displayName] = TrafficRow(name: r.endpoint.displayName, traffic: nil, endpoint: r.endpoint)
-            }
+            for e in m.resolver.endpoints { names.insert(e.displayName) }
         }
-        for (name, b) in m.backends {
-            var row = rows[name] ?? TrafficRow(name: name, traffic: nil, endpoint: nil)
-            row.traffic = b.traffic
-            rows[name] = row
-        }
-        var tr = rows.values.filter { keep($0.name) }
+        var tr = all ? Array(names) : names.filter { keep($0) }
         switch state.sortColumn[.traffic] ?? 0 {
-        case 1: tr.sort { ($1.traffic?.rate(seconds: 1, tickMs: tick) ?? 0, $0.name) < ($0.traffic?.rate(seconds: 1, tickMs: tick) ?? 0, $1.name) }
-        case 2: tr.sort { ($1.traffic?.recentPercentile(99) ?? 0, $0.name) < ($0.traffic?.recentPercentile(99) ?? 0, $1.name) }
-        case 3: tr.sort { ($1.traffic?.total.failed ?? 0, $0.name) < ($0.traffic?.total.failed ?? 0, $1.name) }
-        default: tr.sort { $0.name < $1.name }
+        case 1:
+            let k = Dictionary(uniqueKeysWithValues: tr.map { ($0, m.backends[$0]?.traffic.rate(seconds: 1, tickMs: tick) ?? 0) })
+            tr.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        case 2:
+            let k = Dictionary(uniqueKeysWithValues: tr.map { ($0, m.backends[$0]?.traffic.recentPercentile(99) ?? 0) })
+            tr.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        case 3:
+            let k = Dictionary(uniqueKeysWithValues: tr.map { ($0, m.backends[$0]?.traffic.total.failed ?? 0) })
+            tr.sort { (k[$1]!, $0) < (k[$0]!, $1) }
+        default:
+            tr.sort()
         }
         if state.sortReversed[.traffic] == true { tr.reverse() }
         traffic = tr
 
-        events = needle.isEmpty ? m.log.entries : m.log.entries.filter { $0.text.lowercased().contains(needle) }
+        events = all ? m.log.entries : m.log.entries.filter { $0.text.lowercased().contains(needle) }
     }
 
     public func count(_ pane: Pane) -> Int {
@@ -92,9 +114,9 @@ public struct PaneRows: Sendable {
 
     public func target(_ pane: Pane, index: Int) -> DetailTarget? {
         switch pane {
-        case .endpoints: endpoints.indices.contains(index) ? .endpoint(endpoints[index].endpoint.key) : nil
-        case .subchannels: subchannels.indices.contains(index) ? .subchannel(subchannels[index].id) : nil
-        case .traffic: traffic.indices.contains(index) ? .backend(traffic[index].name) : nil
+        case .endpoints: endpoints.indices.contains(index) ? .endpoint(endpoints[index]) : nil
+        case .subchannels: subchannels.indices.contains(index) ? .subchannel(subchannels[index]) : nil
+        case .traffic: traffic.indices.contains(index) ? .backend(traffic[index]) : nil
         case .events: nil
         }
     }

@@ -18,7 +18,8 @@ struct Bench: ParsableCommand {
         system time (getrusage), so the server's work is not counted.
         """)
 
-    @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String
+    @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String?
+    @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -41,6 +42,18 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if view {
+            let r = ViewBenchmark.run()
+            if output == "json" {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                print(String(decoding: try enc.encode(r), as: UTF8.self))
+            } else {
+                print(ViewBenchmark.table(r), terminator: "")
+            }
+            return
+        }
+        guard let target else { throw UsageFailure("--target HOST:PORT is needed (or --view for the dashboard benchmark)") }
         let parsed: Target
         do { parsed = try Target.parse(target) } catch { throw UsageFailure(error.message) }
         guard let addresses = parsed.staticAddresses, addresses.count == 1, case .tcp(let host, let port) = addresses[0] else {
