@@ -105,11 +105,32 @@ public struct Model: Sendable {
         // thousands of subchannels this keeps `apply` O(1) for most events.
         if topologyChanged {
             topologyChanged = false
+            rowsVersion += 1
             updateChannelState()
             effects += pickerEffect()
         }
+        if case .stats = timed.event {
+            fairnessCache = computeLiveFairness()
+            var total = 0
+            var peak = 0.0
+            for b in backends.values {
+                total += b.traffic.completed(lastSeconds: 10, tickMs: tickMs)
+                peak = max(peak, b.traffic.peakPerSecond(tickMs: tickMs))
+            }
+            backendsCompleted10s = total
+            backendsPeakPerSecond = peak
+        }
         return effects
     }
+
+    /// Changes whenever the set or order of rows may have changed (endpoints, subchannels,
+    /// backends): a view may reuse its sorted rows while it stays the same.
+    public private(set) var rowsVersion = 0
+    private var fairnessCache: (index: Double?, word: String) = (nil, "no traffic")
+    /// RPCs all backends completed in the last 10 s (shares), and the busiest second any backend
+    /// had in the last minute (sparkline scale): computed once per stats tick.
+    public private(set) var backendsCompleted10s = 0
+    public private(set) var backendsPeakPerSecond = 0.0
 
     private var topologyChanged = true
     /// READY subchannels and the number of live subchannels in each state, kept as states
@@ -453,6 +474,7 @@ public struct Model: Sendable {
         for b in tick.backends { byName[b.name, default: RPCDelta()].add(b.delta) }
         for (name, _) in byName where backends[name] == nil {
             backends[name] = BackendRecord(name: name, firstSeen: now)
+            rowsVersion += 1
         }
         for name in backends.keys {
             backends[name]!.traffic.apply(byName[name], at: now)
@@ -466,10 +488,11 @@ public struct Model: Sendable {
 
     private mutating func collectGarbage() {
         for (key, row) in endpoints {
-            if let r = row.removedAt, now - r > Self.removedRowMs { endpoints[key] = nil }
+            if let r = row.removedAt, now - r > Self.removedRowMs { endpoints[key] = nil; rowsVersion += 1 }
         }
         for (id, sc) in subchannels where sc.state == .shutdown && now - sc.stateSince > Self.shutdownRowMs {
             subchannels[id] = nil
+            rowsVersion += 1
         }
     }
 
@@ -488,10 +511,22 @@ public struct Model: Sendable {
         return names.sorted()
     }
 
-    /// Jain's fairness over the last 10 s, shares per backend, and a word for it.
-    public func liveFairness() -> (index: Double?, word: String) {
-        let names = fairnessSet()
-        let xs = names.map { Double(backends[$0]?.traffic.completed(lastSeconds: 10, tickMs: tickMs) ?? 0) }
+    /// Jain's fairness over the last 10 s, shares per backend, and a word for it (over the same
+    /// set as `fairnessSet`, computed in one pass: it runs on every frame).
+    public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
+
+    private func computeLiveFairness() -> (index: Double?, word: String) {
+        var xs: [Double] = []
+        var counted = Set<String>()
+        for (name, b) in backends where b.traffic.completed(lastSeconds: 60, tickMs: tickMs) > 0 {
+            counted.insert(name)
+            xs.append(Double(b.traffic.completed(lastSeconds: 10, tickMs: tickMs)))
+        }
+        if session?.identityHeader == nil {
+            for e in resolver.endpoints where e.ready && counted.insert(e.displayName).inserted {
+                xs.append(0)  // no RPC in the last 60 s, so none in the last 10 s either
+            }
+        }
         let sum = xs.reduce(0, +)
         let idx = Fairness.jain(xs)
         return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))

@@ -104,6 +104,11 @@ public struct LatencyHistogram: Sendable {
 
     public var count: UInt64 { histogram.totalCount }
 
+    /// The value HdrHistogram reports for a bucket (its highest equivalent value).
+    public func bucketTop(_ micros: UInt64) -> UInt64 {
+        histogram.highestEquivalentForValue(max(1, min(micros, 3_600_000_000)))
+    }
+
     /// The lowest value of the bucket `micros` falls in (what the histogram would store).
     public func bucketFloor(_ micros: UInt64) -> UInt64 {
         histogram.lowestEquivalentForValue(max(1, min(micros, 3_600_000_000)))
@@ -240,11 +245,33 @@ public struct TrafficSeries: Sendable {
         return Double(peak)
     }
 
-    /// Latency percentile over the last 10 s, microseconds.
+    /// Latency percentile over the last 10 s, microseconds: the samples are already in the
+    /// histogram's buckets, so merging their (value, count) pairs gives the same answer as a
+    /// histogram would, without allocating one per row and frame.
     public func recentPercentile(_ p: Double) -> UInt64? {
-        var h = LatencyHistogram()
-        for s in recent where !s.isEmpty { h.add(s) }
-        return h.percentile(p)
+        var pairs: [(UInt64, UInt64)] = []
+        var total: UInt64 = 0
+        for s in recent where !s.isEmpty {
+            for i in s.values.indices {
+                pairs.append((s.values[i], UInt64(s.counts[i])))
+                total += UInt64(s.counts[i])
+            }
+        }
+        guard total > 0 else { return nil }
+        pairs.sort { $0.0 < $1.0 }
+        let lowest = pairs.first!.0, highest = pairs.last!.0
+        // HdrHistogram's valueAtPercentile, step for step: 0 → min, 100 → max, otherwise the
+        // top of the first bucket whose cumulative count reaches p % (p one ulp down, at least
+        // 1), clamped to [min, max].
+        if p <= 0 { return lowest }
+        if p >= 100 { return highest }
+        let target = max(1, UInt64((p.nextDown * Double(total) / 100).rounded(.up)))
+        var seen: UInt64 = 0
+        for (v, c) in pairs {
+            seen += c
+            if seen >= target { return max(min(latency.bucketTop(v), highest), lowest) }
+        }
+        return highest
     }
 }
 

@@ -40,11 +40,14 @@ public enum Dashboard {
         public var pageSizes: [Pane: Int]
     }
 
+    /// - Parameter previousRows: the last frame's rows, reused when the model's rows did not
+    ///   change (see `PaneRows.init(model:state:reusing:)`).
     public static func render(
-        model m: Model, state: ViewState, width: Int, height: Int, glyphs g: Glyphs = .unicode, caption: String? = nil
+        model m: Model, state: ViewState, width: Int, height: Int, glyphs g: Glyphs = .unicode, caption: String? = nil,
+        previousRows: PaneRows? = nil
     ) -> Frame {
         var grid = CellGrid(width: width, height: height)
-        let rows = PaneRows(model: m, state: state)
+        let rows = PaneRows(model: m, state: state, reusing: previousRows)
         guard width >= minWidth, height >= minHeight else {
             let msg = "terminal too small (\(width)×\(height), need \(minWidth)×\(minHeight))"
             let short = "too small \(width)x\(height)"
@@ -391,12 +394,8 @@ public enum Dashboard {
     static func drawTraffic(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, fairness: (index: Double?, word: String),
                             x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let tick = m.tickMs
-        var recentTotal = 0
-        var maxRate = 1.0
-        for b in m.backends.values {
-            recentTotal += b.traffic.completed(lastSeconds: 10, tickMs: tick)
-            maxRate = max(maxRate, b.traffic.peakPerSecond(tickMs: tick))
-        }
+        let recentTotal = m.backendsCompleted10s
+        let maxRate = max(1, m.backendsPeakPerSecond)
         let sparkWidth = w >= 150 ? 60 : (w >= 110 ? 30 : (w >= 90 ? 20 : 12))
         let barWidth = w >= 110 ? 20 : 9
         let columns: [Column<TrafficRow>] = [

@@ -20,11 +20,35 @@ public struct PaneRows: Sendable {
         }
     }
 
+    /// What these rows were built from, to tell whether they can be reused.
+    struct Basis: Equatable, Sendable {
+        var rowsVersion: Int
+        var filter: String
+        var sortColumn: [Pane: Int]
+        var sortReversed: [Pane: Bool]
+    }
+    var basis: Basis?
+
+    /// Rows for `state`, reusing `previous` when nothing they depend on changed: same model
+    /// rows version, filter and sort, and only sorts that do not depend on live numbers
+    /// (rps, p99, streams… re-sort every frame). Events are always taken fresh.
+    public init(model m: Model, state: ViewState, reusing previous: PaneRows?) {
+        let basis = Basis(rowsVersion: m.rowsVersion, filter: state.filter, sortColumn: state.sortColumn, sortReversed: state.sortReversed)
+        let live = (state.sortColumn[.subchannels] ?? 0) >= 2 || (state.sortColumn[.traffic] ?? 0) >= 1
+        if var p = previous, p.basis == basis, !live {
+            p.events = state.filter.isEmpty ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, Array(state.filter.lowercased().utf8)) }
+            self = p
+            return
+        }
+        self.init(model: m, state: state)
+        self.basis = basis
+    }
+
     public init(model m: Model, state: ViewState) {
-        let needle = state.filter.lowercased()
+        let needle = Array(state.filter.lowercased().utf8)
         let all = needle.isEmpty
         func keep(_ parts: String?...) -> Bool {
-            parts.contains { $0?.lowercased().contains(needle) == true }
+            parts.contains { $0.map { Self.containsIgnoringCase($0, needle) } == true }
         }
         let tick = m.tickMs
 
@@ -100,7 +124,36 @@ public struct PaneRows: Sendable {
         if state.sortReversed[.traffic] == true { tr.reverse() }
         traffic = tr
 
-        events = all ? m.log.entries : m.log.entries.filter { $0.text.lowercased().contains(needle) }
+        events = all ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, needle) }
+    }
+
+    /// Substring search on UTF-8 bytes, ASCII letters case-folded; no allocation per call
+    /// (filtering 5,000 rows on every key must stay well under a frame).
+    static func containsIgnoringCase(_ haystack: String, _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        var h = haystack
+        return h.withUTF8 { hay in
+            let n = needle.count
+            guard hay.count >= n else { return false }
+            let first = needle[0]
+            var i = 0
+            while i <= hay.count - n {
+                var c = hay[i]
+                if c >= 65 && c <= 90 { c += 32 }
+                if c == first {
+                    var j = 1
+                    while j < n {
+                        var d = hay[i + j]
+                        if d >= 65 && d <= 90 { d += 32 }
+                        if d != needle[j] { break }
+                        j += 1
+                    }
+                    if j == n { return true }
+                }
+                i += 1
+            }
+            return false
+        }
     }
 
     public func count(_ pane: Pane) -> Int {

@@ -55,7 +55,7 @@ enum DashboardLoop {
             // Some terminals (kubectl exec) report 0×0 until the first resize: wait for it.
             guard w > 0 && h > 0 else { continue }
             model = try engine.withModel { $0 }.wait()
-            let frame = Dashboard.render(model: frozen ?? model, state: state, width: w, height: h, glyphs: glyphs)
+            let frame = Dashboard.render(model: frozen ?? model, state: state, width: w, height: h, glyphs: glyphs, previousRows: rows)
             state.pageSize = frame.pageSizes
             rows = frame.rows
             term.draw(frame.grid, colors: state.colors)

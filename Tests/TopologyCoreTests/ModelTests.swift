@@ -287,3 +287,32 @@ struct Harness {
         #expect(ProtoWire.hex("abc") == nil)
     }
 }
+
+@Suite struct RecentPercentileTests {
+    /// The merged-sample percentiles equal what an HdrHistogram of the same samples reports.
+    @Test func matchesTheHistogram() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var series = TrafficSeries()
+            var reference = LatencyHistogram()
+            for t in 0..<Int.random(in: 1...40, using: &rng) {
+                var d = RPCDelta()
+                var values: [UInt64: UInt32] = [:]
+                for _ in 0..<Int.random(in: 0...30, using: &rng) {
+                    let v = reference.bucketFloor(UInt64.random(in: 1...2_000_000, using: &rng))
+                    values[v, default: 0] += 1
+                }
+                for (v, c) in values.sorted(by: { $0.key < $1.key }) {
+                    d.latency.values.append(v)
+                    d.latency.counts.append(c)
+                }
+                d.succeeded = values.values.reduce(0) { $0 + Int($1) }
+                series.apply(d, at: Millis(t * 250))
+                reference.add(d.latency)
+            }
+            for p in [0.0, 1, 50, 90, 99, 99.9, 100] {
+                #expect(series.recentPercentile(p) == reference.percentile(p), "p\(p)")
+            }
+        }
+    }
+}

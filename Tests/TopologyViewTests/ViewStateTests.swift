@@ -164,3 +164,16 @@ import TopologyCore
         #expect(text.contains("TRANSIENT_FAILURE") && text.contains("READY") && text.contains("retry in"))
     }
 }
+
+@Suite struct FilterMatchTests {
+    @Test func caseInsensitiveSubstring() {
+        func has(_ h: String, _ n: String) -> Bool { PaneRows.containsIgnoringCase(h, Array(n.lowercased().utf8)) }
+        #expect(has("greeter-7d9f8c6b5-P1", "p1"))
+        #expect(has("READY", "ready"))
+        #expect(has("10.0.0.1:50051", "0.1:5"))
+        #expect(!has("pod-a", "pod-b"))
+        #expect(!has("ab", "abc"))
+        #expect(has("anything", ""))
+        #expect(has("zone-é-x", "-x"))
+    }
+}
