@@ -16,6 +16,12 @@ struct GRPCTop: ParsableCommand {
     )
 
     static func main() {
+        // A parent may have left these blocked (a blocked mask is inherited across exec), and a
+        // blocked signal never reaches its handler: drain on SIGTERM, restore the terminal…
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         do {
             var command = try parseAsRoot()
             try command.run()

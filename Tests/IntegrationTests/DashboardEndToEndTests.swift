@@ -100,6 +100,35 @@ final class TmuxSession: @unchecked Sendable {
         #expect(t.flag("keypad_cursor_flag") == "0")
     }
 
+    /// The terminal is given back on every way out: Ctrl-C, SIGTERM and SIGHUP quit cleanly
+    /// (summary, exit 0); a fatal signal restores the screen, then dies of that signal.
+    @Test(arguments: [("Ctrl-C", Int32(0)), ("SIGTERM", SIGTERM), ("SIGHUP", SIGHUP), ("SIGSEGV", SIGSEGV)])
+    func terminalRestoredOnEveryExit(name: String, sig: Int32) throws {
+        let (fleet, _, command) = try setUp()
+        defer { fleet.forEach { $0.stop() } }
+        let t = try TmuxSession(width: 100, height: 30, command: command)
+        _ = try #require(t.waitFor { $0.contains("READY") && $0.contains("Traffic per pod") }, "\(t.screen())")
+        #expect(t.flag("alternate_on") == "1")
+        if sig == 0 {
+            t.keys("C-c")
+        } else {
+            let shell = Int32(t.flag("pane_pid")) ?? 0
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+            p.arguments = ["-\(sig)", "-P", "\(shell)", "grpctop"]
+            try p.run()
+            p.waitUntilExit()
+        }
+        let end = try #require(t.waitFor { $0.contains("EXIT=") }, "\(name): \(t.screen())")
+        if sig == SIGSEGV {
+            #expect(end.contains("EXIT=139"), "\(name): \(end)")
+        } else {
+            #expect(end.contains("EXIT=0") && end.contains("summary:"), "\(name): \(end)")
+        }
+        #expect(t.flag("alternate_on") == "0", "\(name): still on the alternate screen")
+        #expect(t.flag("cursor_flag") == "1", "\(name): cursor still hidden")
+    }
+
     /// kubectl exec realities: TERM unset or dumb, no terminfo at all, LANG=C, NO_COLOR.
     @Test(arguments: [
         ("TERM unset", "-u TERM", false),
