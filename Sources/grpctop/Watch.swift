@@ -188,16 +188,20 @@ struct Watch: ParsableCommand {
         }
     }
 
+    /// The engine on one event loop of `group`; a TLS setup error ends the run with one line.
+    func makeEngine(_ o: Options, _ group: EventLoopGroup) -> Engine {
+        do {
+            return try Engine(config: o.config, resolver: o.resolver, loop: group.next())
+        } catch {
+            fail("cannot set up TLS: \(error)")
+        }
+    }
+
     /// Runs the full-screen dashboard, then prints the summary on the normal screen.
     func runDashboard(_ o: Options) throws -> Int {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let engine: Engine
-        do {
-            engine = try Engine(config: o.config, resolver: o.resolver, loop: group.next())
-        } catch {
-            fail("cannot set up TLS: \(error)")
-        }
+        let engine = makeEngine(o, group)
         try engine.start().wait()
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         let (_, note) = try DashboardLoop.run(engine: engine, colors: colors)
@@ -213,12 +217,7 @@ struct Watch: ParsableCommand {
     func runBatch(_ o: Options) throws -> Int {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let engine: Engine
-        do {
-            engine = try Engine(config: o.config, resolver: o.resolver, loop: group.next())
-        } catch {
-            fail("cannot set up TLS: \(error)")
-        }
+        let engine = makeEngine(o, group)
         let stop = DispatchSemaphore(value: 0)
         let signals = SignalWatcher()
         signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
