@@ -544,6 +544,9 @@ public struct Model: Sendable {
         return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
     }
 
+    /// The latest caption (a demo step's "what is happening, what to look at").
+    public var caption: String? { log.entries.last { $0.level == .caption }?.text }
+
     /// Subchannels not SHUTDOWN.
     public var liveSubchannelCount: Int { liveCounts.values.reduce(0, +) }
 

@@ -58,7 +58,7 @@ public enum Dashboard {
         let fairness = m.liveFairness()
         drawHeader(&grid, m, state, fairness, g)
         var top = 2
-        if let caption, !caption.isEmpty {
+        if let caption = caption ?? m.caption, !caption.isEmpty {
             grid.fill(y: top, role: .accent)
             grid.put(" " + caption, x: 0, y: top, role: .accent)
             top += 1

@@ -11,7 +11,7 @@ struct GRPCTop: ParsableCommand {
         commandName: "grpctop",
         abstract: "A terminal dashboard of a gRPC client's connection topology: endpoints, subchannels, streams and per-pod rates.",
         version: version,
-        subcommands: [Watch.self, Serve.self, Bench.self],
+        subcommands: [Watch.self, Serve.self, Demo.self, Bench.self],
         defaultSubcommand: nil
     )
 

@@ -121,9 +121,9 @@ final class WatchRun: @unchecked Sendable {
     let out = LineCollector()
     let err = LineCollector()
 
-    init(_ args: [String]) throws {
+    init(_ args: [String], subcommand: String = "watch") throws {
         process.executableURL = URL(fileURLWithPath: Paths.grpctop)
-        process.arguments = ["watch"] + args
+        process.arguments = [subcommand] + args
         let o = Pipe(), e = Pipe()
         process.standardOutput = o
         process.standardError = e
@@ -149,6 +149,7 @@ final class WatchRun: @unchecked Sendable {
     }
     var snapshots: [[String: Any]] { objects.filter { $0["type"] as? String == "snapshot" } }
     var summary: [String: Any]? { objects.last { $0["type"] as? String == "summary" } }
+    var verdict: [String: Any]? { objects.last { $0["type"] as? String == "verdict" } }
 
     /// Waits until a snapshot satisfies `predicate`.
     func waitForSnapshot(timeout: Double = 15, _ predicate: ([String: Any]) -> Bool) -> [String: Any]? {

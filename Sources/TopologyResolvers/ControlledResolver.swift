@@ -1,0 +1,39 @@
+import Foundation
+import TopologyCore
+
+/// A resolver that a controller pushes endpoint sets into (the demo's "Kubernetes", tests).
+/// It keeps the resolver contract: whole sets, empty sets pushed as they are, and a
+/// re-resolution request simply re-publishes the current set.
+public final class ControlledResolver: EndpointResolver, @unchecked Sendable {
+    public let name: String
+    private let lock = NSLock()
+    private var sink: (@Sendable (Event) -> Void)?
+    private var current: [Endpoint]?
+
+    public init(name: String = "demo") { self.name = name }
+
+    public func start(_ sink: @escaping @Sendable (Event) -> Void) {
+        lock.lock()
+        self.sink = sink
+        let now = current
+        lock.unlock()
+        if let now { sink(.resolverUpdated(ResolverResult(endpoints: now))) }
+    }
+
+    /// Publishes a new endpoint set.
+    public func push(_ endpoints: [Endpoint]) {
+        lock.lock()
+        current = endpoints
+        let s = sink
+        lock.unlock()
+        s?(.resolverUpdated(ResolverResult(endpoints: endpoints)))
+    }
+
+    public func requestResolution(reason: String) {}
+
+    public func stop() {
+        lock.lock()
+        sink = nil
+        lock.unlock()
+    }
+}
