@@ -12,7 +12,7 @@ import Testing
         #expect(verdict["passed"] as? Bool == true, "\(scenario): \(checks)")
         #expect(status == 0)
         #expect(!checks.isEmpty)
-        // Every step's caption is in the event log, not only on screen.
+        // It printed snapshots while the story played (one a second).
         #expect(run.snapshots.count >= 3)
     }
 
