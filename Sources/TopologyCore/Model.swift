@@ -197,8 +197,14 @@ public struct Model: Sendable {
 
     private func liveSubchannel(for key: EndpointKey) -> SubchannelID? { liveByKey[key] }
 
-    private var liveSubchannels: [SubchannelRecord] {
-        subchannels.values.filter { $0.state != .shutdown }.sorted { $0.id < $1.id }
+    /// Live subchannels as (endpoint key, id), by id — without copying the records.
+    private var liveSubchannels: [(key: EndpointKey, id: SubchannelID)] {
+        liveByKey.map { (key: $0.key, id: $0.value) }.sorted { $0.id < $1.id }
+    }
+
+    /// Why a live subchannel's endpoint is no longer wanted (rows were just updated).
+    private func unwantedReason(_ key: EndpointKey) -> String {
+        endpoints[key].map { $0.removedAt == nil } == true ? "endpoint not ready" : "endpoint removed"
     }
 
     // MARK: - LB policies: subchannel management
@@ -218,7 +224,7 @@ public struct Model: Sendable {
         let usable = usableEndpoints
         let wanted = Set(usable.map(\.key))
         for sc in liveSubchannels where !wanted.contains(sc.key) {
-            effects += shutDown(sc.id, why: sc.endpointGone(in: resolver.endpoints) ? "endpoint removed" : "endpoint not ready")
+            effects += shutDown(sc.id, why: unwantedReason(sc.key))
         }
         for e in usable {
             if let id = liveSubchannel(for: e.key) {
@@ -253,7 +259,7 @@ public struct Model: Sendable {
         }
         pickFirst.selected = nil
         for sc in liveSubchannels where !wanted.contains(sc.key) {
-            effects += shutDown(sc.id, why: sc.endpointGone(in: resolver.endpoints) ? "endpoint removed" : "endpoint not ready")
+            effects += shutDown(sc.id, why: unwantedReason(sc.key))
         }
         effects += startPickFirstPass()
         return effects
@@ -498,21 +504,9 @@ public struct Model: Sendable {
 
     // MARK: - derived views
 
-    /// The backends fairness is judged over: the ready endpoints (when backends are endpoints)
-    /// and every backend that served in the last 60 s.
-    public func fairnessSet(windowSeconds: Int = 60) -> [String] {
-        var names = Set<String>()
-        if session?.identityHeader == nil {
-            for e in resolver.endpoints where e.ready { names.insert(e.displayName) }
-        }
-        for (name, b) in backends where b.traffic.completed(lastSeconds: windowSeconds, tickMs: tickMs) > 0 {
-            names.insert(name)
-        }
-        return names.sorted()
-    }
-
-    /// Jain's fairness over the last 10 s, shares per backend, and a word for it (over the same
-    /// set as `fairnessSet`, computed in one pass: it runs on every frame).
+    /// Jain's fairness over the last 10 s and a word for it, computed once per stats tick. It is
+    /// judged over the backends that should get traffic: the ready endpoints (when backends are
+    /// endpoints) and every backend that served in the last 60 s.
     public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
 
     private func computeLiveFairness() -> (index: Double?, word: String) {
@@ -647,8 +641,6 @@ public struct SubchannelRecord: Sendable {
         state = to
         stateSince = at
     }
-
-    func endpointGone(in list: [Endpoint]) -> Bool { !list.contains { $0.key == key } }
 
     /// The stream limit in force: the peer's MAX_CONCURRENT_STREAMS, or NIO's cap of 100 when
     /// the peer sent none.

@@ -2,8 +2,8 @@ import Foundation
 import TopologyCore
 
 /// A resolver that a controller pushes endpoint sets into (the demo's "Kubernetes", tests).
-/// It keeps the resolver contract: whole sets, empty sets pushed as they are, and a
-/// re-resolution request simply re-publishes the current set.
+/// It keeps the resolver contract: whole sets, and empty sets pushed as they are. Re-resolution
+/// requests change nothing: the pushed set is the registry's answer until the next push.
 public final class ControlledResolver: EndpointResolver, @unchecked Sendable {
     public let name: String
     private let lock = NSLock()

@@ -83,7 +83,6 @@ protocol ClientConnectionDelegate: AnyObject {
 struct RequestTemplate {
     var headers: HPACKHeaders
     var body: ByteBuffer
-    var identityHeader: String?
 }
 
 /// One HTTP/2 connection, as a single handler after `NIOHTTP2Handler` with no stream
@@ -189,6 +188,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         context.close(promise: nil)
     }
 
+    /// Failure reasons worded as gRFC A94 does, for connect attempts and open connections alike.
     static func describe(_ error: Error) -> String {
         if let io = error as? IOError {
             switch io.errnoCode {
@@ -197,6 +197,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case ETIMEDOUT: return "connection timed out"
             case ECONNABORTED: return "connection aborted"
             case EPIPE: return "connection reset"
+            case ENOENT: return "no such socket"
+            case ENETUNREACH, EHOSTUNREACH: return "network unreachable"
             default: return "socket error: \(io.description)"
             }
         }

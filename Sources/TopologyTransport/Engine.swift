@@ -155,7 +155,7 @@ public final class Engine: @unchecked Sendable {
         body.writeInteger(UInt8(0))
         body.writeInteger(UInt32(payload.count))
         body.writeBytes(payload)
-        return RequestTemplate(headers: headers, body: body, identityHeader: config.identityHeader)
+        return RequestTemplate(headers: headers, body: body)
     }
 
     /// Milliseconds since the engine was created: the time stamped on events.
@@ -281,11 +281,13 @@ public final class Engine: @unchecked Sendable {
 
     private func tick() {
         var tick = StatsTick()
+        // Only subchannels with something new: the model keeps the last gauges of the others.
         for (id, sc) in subchannels.sorted(by: { $0.key < $1.key }) {
-            let active = sc.activeStreams
-            let queued = sc.queue.count
-            let delta = sc.stats.take()
-            tick.subchannels.append(SubchannelTick(id: id, activeStreams: active, queued: queued, delta: delta))
+            let gauges = (sc.activeStreams, sc.queue.count)
+            if sc.stats.isDirty || gauges != sc.reportedGauges {
+                tick.subchannels.append(SubchannelTick(id: id, activeStreams: gauges.0, queued: gauges.1, delta: sc.stats.take()))
+                sc.reportedGauges = gauges
+            }
             if sc.isFinished { subchannels[id] = nil }
         }
         for (name, slot) in backendSlots.sorted(by: { $0.key < $1.key }) where slot.isDirty {

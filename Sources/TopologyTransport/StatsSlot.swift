@@ -58,7 +58,7 @@ public final class StatsSlot: @unchecked Sendable {
     }
 
     /// The same bucketing `LatencyHistogram` uses, so a tick's sample adds into it exactly.
-    nonisolated(unsafe) static let reference = LatencyHistogram()
+    static let reference = LatencyHistogram()
 
     static func quantise(_ values: inout [UInt32]) -> LatencySample {
         var sample = LatencySample()

@@ -32,6 +32,8 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     /// RPCs waiting for a stream slot on this subchannel.
     private(set) var queue = CircularBuffer<RPCCall>()
     let stats = StatsSlot()
+    /// Active streams and queued RPCs as last reported in a stats tick.
+    var reportedGauges = (0, 0)
     /// The backend slot when backends are identified by endpoint.
     var backendSlot: StatsSlot?
     private(set) var isShutDown = false
@@ -213,17 +215,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
             if e.dnsAError != nil || e.dnsAAAAError != nil { return "DNS lookup failed for \(e.host)" }
             return "connection failed"
         }
-        if let io = error as? IOError {
-            switch io.errnoCode {
-            case ECONNREFUSED: return "connection refused"
-            case ETIMEDOUT: return "connection timed out"
-            case ENOENT: return "no such socket"
-            case ENETUNREACH, EHOSTUNREACH: return "network unreachable"
-            default: return ClientConnectionHandler.describe(io)
-            }
-        }
-        if let ssl = error as? NIOSSLError { return "TLS handshake failed: \(ClientConnectionHandler.tlsReason(ssl))" }
-        return "\(error)"
+        return ClientConnectionHandler.describe(error)
     }
 
     // MARK: - ClientConnectionDelegate

@@ -173,10 +173,7 @@ public enum Dashboard {
     }
 
     static func clock(_ m: Model) -> String {
-        guard let start = m.session?.startedAt else { return formatDuration(m.now) }
-        let t = Int(start + Double(m.now) / 1000)
-        let s = ((t % 86_400) + 86_400) % 86_400
-        return String(format: "%02d:%02d:%02d UTC", s / 3600, (s / 60) % 60, s % 60)
+        m.session == nil ? formatDuration(m.now) : clockAt(m, m.now) + " UTC"
     }
 
     static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs) {

@@ -19,7 +19,7 @@ struct Demo: ParsableCommand {
     @Flag(help: "List the scenarios.") var list = false
     @Flag(help: "Run headless: print snapshots and the verdict.") var batch = false
     @Option(help: "Pace of the script: 2 plays it twice as fast.") var speed = 1.0
-    @Option(help: "Fleet size.") var pods = 3
+    @Option(help: "Fleet size, for the scenarios that take one (headless; scale is 3 → 6 → 2).") var pods = 3
     @Option(help: "Snapshot format with --batch: table or json.") var output = "table"
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard.") var noColor = false
 
@@ -56,7 +56,6 @@ struct Demo: ParsableCommand {
         config.version = GRPCTop.version
         let engine = try Engine(config: config, resolver: resolver, loop: group.next())
         let controller = DemoController(story: story, fleet: fleet, resolver: resolver, engine: engine, pods: pods, speed: speed)
-        try controller.prepare()
         try engine.start().wait()
         controller.start()
 
@@ -121,7 +120,8 @@ final class DemoFleet: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let a = addresses[name], let colon = a.lastIndex(of: ":"), let port = Int(a[a.index(after: colon)...]) else { return nil }
-        return Endpoint(addresses: [.tcp(host: String(a[..<colon]), port: port)], pod: name, node: "node-\(abs(name.hashValue) % 3)", zone: "zone-\(name.last.map { String($0) } ?? "a")")
+        let n = name.unicodeScalars.reduce(0) { $0 &+ Int($1.value) }  // stable across runs
+        return Endpoint(addresses: [.tcp(host: String(a[..<colon]), port: port)], pod: name, node: "node-\(n % 3)", zone: "zone-\(["a", "b"][n % 2])")
     }
 
     /// Graceful: GOAWAY, in-flight RPCs finish, then the listener is gone.

@@ -155,9 +155,6 @@ final class DemoController: @unchecked Sendable {
 
     var finished: Bool { lock.lock(); defer { lock.unlock() }; return done }
 
-    /// Runs the steps at time 0 before the engine starts (so the first answer is there).
-    func prepare() throws {}
-
     func start() {
         let steps = story.steps(pods)
         let t0 = DispatchTime.now()

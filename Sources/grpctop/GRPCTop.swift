@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TopologyCore
 
 /// `grpctop`: the root command. Errors in what the user typed print one line naming the problem
 /// (and how to fix it) and exit with status 2; `--help` works as usual.
@@ -57,7 +58,7 @@ func fail(_ message: String) -> Never {
 }
 
 func parseDuration(_ text: String, flag: String) throws -> Int64 {
-    guard let ms = DurationParse.millis(text) else {
+    guard let ms = DurationText.parseMillis(text) else {
         throw UsageFailure("\(flag) '\(text)' is not a duration (write 500ms, 2s, 1m)")
     }
     return ms

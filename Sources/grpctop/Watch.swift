@@ -158,7 +158,11 @@ struct Watch: ParsableCommand {
                 if let path, !FileManager.default.isReadableFile(atPath: path) { throw UsageFailure("\(flag) \(path): cannot read it") }
             }
             config.tls = TLSOptions(caCertPath: cacert, certPath: cert, keyPath: key, insecure: insecure)
-            config.tlsServerName = authority.map { HostPortText.host(of: $0) }
+            if let a = authority {
+                do { config.tlsServerName = try Target.splitHostPort(a, whole: a, bareIPv6: true).host } catch {
+                    throw UsageFailure("--authority '\(a)': \(error.message)")
+                }
+            }
         }
 
         let intervalMs = try parseDuration(interval, flag: "--interval")
@@ -255,19 +259,6 @@ struct Watch: ParsableCommand {
         }
         fflush(nil)
         return summary.failed
-    }
-}
-
-enum HostPortText {
-    /// The host part of `host[:port]` / `[v6]:port`.
-    static func host(of authority: String) -> String {
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            return String(authority[authority.index(after: authority.startIndex)..<close])
-        }
-        if authority.filter({ $0 == ":" }).count == 1, let colon = authority.firstIndex(of: ":") {
-            return String(authority[..<colon])
-        }
-        return authority
     }
 }
 
