@@ -38,6 +38,9 @@ public enum Event: Sendable, Codable {
     case marker(String)
     /// A line for the event log that is not tied to a subchannel (demo captions, notices, errors).
     case notice(Notice)
+    /// The user (`r`) or a demo step asked for a new connection on a subchannel: the old one
+    /// drains like after a GOAWAY. Behind a ClusterIP the new one may land on another pod.
+    case reconnectRequested(SubchannelID)
 }
 
 public struct SessionInfo: Sendable, Codable, Equatable {
@@ -97,10 +100,15 @@ public struct ResolverResult: Sendable, Codable, Equatable {
     public var endpoints: [Endpoint]
     /// Resolver-specific status to show (policy, TTL, last answer, next lookup, watch state…).
     public var info: [String: String]
+    /// The pods known to stand behind these endpoints when they are not the endpoints themselves
+    /// (a ClusterIP's EndpointSlices behind its one virtual IP): shown with their share, even a
+    /// zero one, and counted in fairness.
+    public var backends: [String]?
 
-    public init(endpoints: [Endpoint], info: [String: String] = [:]) {
+    public init(endpoints: [Endpoint], info: [String: String] = [:], backends: [String]? = nil) {
         self.endpoints = endpoints
         self.info = info
+        self.backends = backends
     }
 }
 
@@ -143,6 +151,8 @@ public enum Effect: Sendable, Equatable {
     case updatePicker(PickerSpec)
     case requestResolution(reason: String)
     case setTraffic(TrafficSetting)
+    /// Open a new connection on a READY subchannel; the old one finishes its streams.
+    case reconnect(SubchannelID)
 }
 
 /// What the data plane's picker needs: the policy and the READY subchannels, in a stable order.

@@ -32,6 +32,8 @@ public struct Model: Sendable {
     /// Number of GOAWAYs received, reconnections (a READY subchannel that lost its connection).
     public private(set) var goAways = 0
     public private(set) var reconnects = 0
+    /// Reconnections by the reason the READY connection ended (`GOAWAY NO_ERROR`, `connection reset`…).
+    public private(set) var reconnectReasons: [String: Int] = [:]
 
     private var nextID: SubchannelID = 1
     /// The live (not SHUTDOWN) subchannel of each endpoint key: O(1) lookups with thousands of endpoints.
@@ -92,6 +94,13 @@ public struct Model: Sendable {
         case .marker(let label):
             markers.append(Marker(at: now, label: label))
             log.append(now, .marker, label.isEmpty ? "marker" : "marker: \(label)")
+        case .reconnectRequested(let id):
+            guard let sc = subchannels[id], sc.state == .ready else {
+                log.append(now, .info, "subchannel #\(id): no connection to renew (not READY)")
+                break
+            }
+            log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName): new connection requested")
+            effects.append(.reconnect(id))
         case .notice(let n):
             let level: LogEntry.Level = switch n.level {
             case .info: .info
@@ -163,6 +172,13 @@ public struct Model: Sendable {
             list.append(e)
         }
         resolver.endpoints = list
+        if let names = result.backends {
+            resolver.backends = names
+            for name in names where backends[name] == nil {
+                backends[name] = BackendRecord(name: name, firstSeen: now)
+                rowsVersion += 1
+            }
+        }
 
         for (i, e) in list.enumerated() {
             let key = e.key
@@ -335,7 +351,10 @@ public struct Model: Sendable {
             counted(id, from: from, to: to)
             topologyChanged = true
             if to == .transientFailure, let b = backoffMs { sc.backoffUntil = now + b }
-            if from == .ready { reconnects += 1 }
+            if from == .ready {
+                reconnects += 1
+                reconnectReasons[reason ?? "unknown", default: 0] += 1
+            }
             subchannels[id] = sc
             let why = reason.map { ": \($0)" } ?? ""
             let level: LogEntry.Level = to == .transientFailure ? .warning : .info
@@ -506,7 +525,8 @@ public struct Model: Sendable {
 
     /// Jain's fairness over the last 10 s and a word for it, computed once per stats tick. It is
     /// judged over the backends that should get traffic: the ready endpoints (when backends are
-    /// endpoints) and every backend that served in the last 60 s.
+    /// endpoints), the pods the resolver says stand behind them, and every backend that served in
+    /// the last 60 s.
     public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
 
     private func computeLiveFairness() -> (index: Double?, word: String) {
@@ -521,6 +541,7 @@ public struct Model: Sendable {
                 xs.append(0)  // no RPC in the last 60 s, so none in the last 10 s either
             }
         }
+        for name in resolver.backends where counted.insert(name).inserted { xs.append(0) }
         let sum = xs.reduce(0, +)
         let idx = Fairness.jain(xs)
         return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
@@ -532,6 +553,7 @@ public struct Model: Sendable {
         if session?.identityHeader == nil {
             for e in resolver.endpoints where e.ready { names.insert(e.displayName) }
         }
+        names.formUnion(resolver.backends)
         let xs = names.sorted().map { Double(backends[$0]?.traffic.total.completed ?? 0) }
         let sum = xs.reduce(0, +)
         let idx = Fairness.jain(xs)
@@ -540,6 +562,9 @@ public struct Model: Sendable {
 
     /// The latest caption (a demo step's "what is happening, what to look at").
     public var caption: String? { log.entries.last { $0.level == .caption }?.text }
+
+    /// A `grpctop demo` session (demo-only keys apply).
+    public var isDemo: Bool { session?.resolver == "demo" }
 
     /// Subchannels not SHUTDOWN.
     public var liveSubchannelCount: Int { liveCounts.values.reduce(0, +) }
@@ -574,6 +599,8 @@ public struct ResolverState: Sendable {
     public var failures = 0
     public var error: Failure?
     public var info: [String: String] = [:]
+    /// Pods behind the endpoints, when the resolver knows them (`ResolverResult.backends`).
+    public var backends: [String] = []
 }
 
 public struct EndpointRow: Sendable {

@@ -138,6 +138,14 @@ public struct SubchannelStateMachine: Sendable {
     }
 
     /// The peer sent GOAWAY: no new streams on this connection; in-flight ones finish on it.
+    /// A new connection was asked for: like a GOAWAY, the old connection drains and the
+    /// subchannel goes IDLE (its policy reconnects it).
+    public mutating func reconnectRequested() -> Output {
+        guard case .ready = state else { return .none }
+        state = .idle
+        return Output(transition: Transition(to: .idle, reason: "new connection requested", backoffMs: nil), actions: [.drainConnection])
+    }
+
     public mutating func goAwayReceived(code: String) -> Output {
         switch state {
         case .ready:

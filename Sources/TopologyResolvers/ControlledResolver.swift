@@ -8,7 +8,7 @@ public final class ControlledResolver: EndpointResolver, @unchecked Sendable {
     public let name: String
     private let lock = NSLock()
     private var sink: (@Sendable (Event) -> Void)?
-    private var current: [Endpoint]?
+    private var current: ResolverResult?
 
     public init(name: String = "demo") { self.name = name }
 
@@ -17,16 +17,17 @@ public final class ControlledResolver: EndpointResolver, @unchecked Sendable {
         self.sink = sink
         let now = current
         lock.unlock()
-        if let now { sink(.resolverUpdated(ResolverResult(endpoints: now))) }
+        if let now { sink(.resolverUpdated(now)) }
     }
 
-    /// Publishes a new endpoint set.
-    public func push(_ endpoints: [Endpoint]) {
+    /// Publishes a new endpoint set (and, for a virtual IP, the pods behind it).
+    public func push(_ endpoints: [Endpoint], backends: [String]? = nil) {
+        let result = ResolverResult(endpoints: endpoints, backends: backends)
         lock.lock()
-        current = endpoints
+        current = result
         let s = sink
         lock.unlock()
-        s?(.resolverUpdated(ResolverResult(endpoints: endpoints)))
+        s?(.resolverUpdated(result))
     }
 
     public func requestResolution(reason: String) {}

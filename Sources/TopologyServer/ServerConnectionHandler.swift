@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -17,7 +20,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         var watch = false
     }
 
-    private unowned let server: TestServer
+    // Strong: a killed server may be dropped by its owner before its connections finish closing
+    // (the cycle ends when the connection unregisters).
+    private let server: TestServer
     private var context: ChannelHandlerContext?
     private(set) var eventLoop: EventLoop?
     private var streams: [Int32: Stream] = [:]
@@ -80,6 +85,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         // DATA as NoSuchStream. Closing here would cut the RPCs still being answered.
         if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
         context.close(promise: nil)
+    }
+
+    /// Reset the connection: SO_LINGER 0 then close, so the peer sees ECONNRESET.
+    func abort() {
+        guard let channel = context?.channel else { return }
+        closing = true
+        if let provider = channel as? SocketOptionProvider {
+            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
     }
 
     // MARK: - graceful close (GOAWAY, PING, GOAWAY, drain)

@@ -178,6 +178,17 @@ public final class TestServer: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// An abrupt kill (SIGKILL, OOM, node loss): the listener closes and every connection is
+    /// reset (SO_LINGER 0, so the peer gets RST, not FIN); in-flight RPCs are lost.
+    public func kill() {
+        let handlers: [ServerConnectionHandler] = lock.withLock {
+            draining = true
+            return Array(connections.values)
+        }
+        try? serverChannel?.close().wait()
+        for h in handlers { h.eventLoop?.execute { h.abort() } }
+    }
+
     /// The JSON printed on exit (and written to `--stats-file`).
     public func statsJSON() -> String {
         struct Report: Codable {

@@ -257,6 +257,8 @@ public final class Engine: @unchecked Sendable {
         case .setTraffic(let t):
             traffic = t
             if !stopping { startTraffic() }
+        case .reconnect(let id):
+            subchannels[id]?.reconnect()
         }
     }
 

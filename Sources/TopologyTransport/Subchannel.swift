@@ -57,6 +57,8 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
 
     func connect() { perform(machine.connect(now: engine.nowMs)) }
 
+    func reconnect() { perform(machine.reconnectRequested()) }
+
     func shutDown() {
         isShutDown = true
         backoffTask?.cancel()

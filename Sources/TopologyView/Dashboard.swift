@@ -66,7 +66,7 @@ public enum Dashboard {
         let bottom = height - 1
         var pageSizes: [Pane: Int] = [:]
         if state.showHelp {
-            drawHelp(&grid, top: top, bottom: bottom, g)
+            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
         } else if width >= 160 && height >= 30 {
@@ -89,7 +89,7 @@ public enum Dashboard {
             y += heights[2]
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
         }
-        drawFooter(&grid, state, y: bottom, g)
+        drawFooter(&grid, state, y: bottom, g, demo: m.isDemo)
         if g.ascii { grid.asciify() }
         return Frame(grid: grid, rows: rows, pageSizes: pageSizes)
     }
@@ -176,7 +176,7 @@ public enum Dashboard {
         m.session == nil ? formatDuration(m.now) : clockAt(m, m.now) + " UTC"
     }
 
-    static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs) {
+    static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs, demo: Bool = false) {
         grid.fill(y: y, role: .footer)
         if state.editingFilter {
             let x = grid.put(" filter: ", x: 0, y: y, role: .footerKey)
@@ -188,7 +188,7 @@ public enum Dashboard {
             x += grid.put(" filter \"\(state.filter)\" ", x: x, y: y, role: .warning)
         }
         let hints: [(String, String)] = state.showHelp ? [("Esc", "back"), ("?", "close help"), ("q", "quit")]
-            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints)
+            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints(demo: demo))
         for (key, hint) in hints {
             let k = key == "↑↓" ? g.arrows : key
             if x + k.count + hint.count + 2 > grid.width { break }
@@ -540,15 +540,22 @@ public enum Dashboard {
         }
     }
 
-    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs) {
+    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false) {
         grid.fill(y: top, char: g.rule, role: .titleFocused)
         grid.put("\(g.rule) Help \(g.rule) keys ", x: 0, y: top, role: .titleFocused)
         var y = top + 1
-        for b in KeyMap.bindings where y < bottom {
-            var label = b.keyLabel
-            if g.ascii { label = label.replacingOccurrences(of: "↑", with: "Up").replacingOccurrences(of: "↓", with: "Down") }
+        var lines = KeyMap.bindings(demo: demo).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
+        // Too short for one line per key: the six movement keys share one line.
+        let movement: Set<Action> = [.up, .down, .pageUp, .pageDown, .top, .bottom]
+        if lines.count > bottom - y, let first = lines.firstIndex(where: { movement.contains($0.action) }) {
+            lines.removeAll { movement.contains($0.action) }
+            lines.insert((label: "↑↓ PgUp", help: "move by row (also k/j), by page, to the first/last row (Home/End, g/G)", action: .up), at: first)
+        }
+        for line in lines where y < bottom {
+            var label = line.label
+            if g.ascii { label = label.replacingOccurrences(of: "↑↓", with: "Up/Dn").replacingOccurrences(of: "↑", with: "Up").replacingOccurrences(of: "↓", with: "Down") }
             grid.put("  " + pad(label, 8, right: false), x: 0, y: y, role: .footerKey)
-            grid.put(b.help, x: 10, y: y, role: .normal)
+            grid.put(line.help, x: 10, y: y, role: .normal)
             y += 1
         }
         if y + 1 < bottom {

@@ -12,6 +12,7 @@ public enum Key: Hashable, Sendable {
 public enum Action: String, Sendable, CaseIterable {
     case quit, help, focusNext, focusPrevious, up, down, pageUp, pageDown, top, bottom
     case details, back, sort, sortReverse, filter, pause, cyclePolicy, faster, slower, colors
+    case reconnect, nextScenario
 }
 
 public struct KeyBinding: Sendable {
@@ -22,6 +23,8 @@ public struct KeyBinding: Sendable {
     public let hint: String?
     public let help: String
     public let action: Action
+    /// Only in `grpctop demo` (footer and help leave it out elsewhere).
+    public var demoOnly = false
 }
 
 public enum KeyMap {
@@ -45,17 +48,22 @@ public enum KeyMap {
         KeyBinding(keys: [.char("l")], keyLabel: "l", hint: "policy", help: "switch the LB policy: round_robin → pick_first → least_request → round_robin", action: .cyclePolicy),
         KeyBinding(keys: [.char("+"), .char("=")], keyLabel: "+", hint: nil, help: "double the traffic rate", action: .faster),
         KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower),
+        KeyBinding(keys: [.char("r")], keyLabel: "r", hint: nil, help: "renew the selected subchannel's connection (a ClusterIP may move it)", action: .reconnect),
         KeyBinding(keys: [.char("c")], keyLabel: "c", hint: "colors", help: "colours on or off", action: .colors),
+        KeyBinding(keys: [.char("n")], keyLabel: "n", hint: "next", help: "skip to the next demo scenario", action: .nextScenario, demoOnly: true),
     ]
 
-    public static func action(for key: Key) -> Action? {
-        bindings.first { $0.keys.contains(key) }?.action
+    /// The bindings in force: demo-only ones only in `grpctop demo`.
+    public static func bindings(demo: Bool) -> [KeyBinding] { bindings.filter { demo || !$0.demoOnly } }
+
+    public static func action(for key: Key, demo: Bool = false) -> Action? {
+        bindings(demo: demo).first { $0.keys.contains(key) }?.action
     }
 
     /// Footer hints, e.g. "q quit  ? help  Tab pane …", in table order.
-    public static var footerHints: [(key: String, hint: String)] {
+    public static func footerHints(demo: Bool = false) -> [(key: String, hint: String)] {
         var out: [(String, String)] = []
-        for b in bindings {
+        for b in bindings(demo: demo) {
             guard let hint = b.hint else { continue }
             let label = b.action == .slower ? "+/-" : (b.action == .down ? "↑↓" : b.keyLabel)
             out.append((label, hint))

@@ -6,9 +6,9 @@ public struct ScriptedModel {
     public var model = Model()
     var t: Millis = 0
 
-    public init(policy: LBPolicy = .roundRobin, identityHeader: String? = nil, target: String = "file:endpoints.txt") {
+    public init(policy: LBPolicy = .roundRobin, identityHeader: String? = nil, target: String = "file:endpoints.txt", resolver: String = "file") {
         send(.sessionStarted(SessionInfo(
-            target: target, resolver: "file", policy: policy, rpc: "Health/Check", identityHeader: identityHeader,
+            target: target, resolver: resolver, policy: policy, rpc: "Health/Check", identityHeader: identityHeader,
             traffic: .rate(300), startedAt: 1_795_000_000, host: "test", version: "test")))
     }
 

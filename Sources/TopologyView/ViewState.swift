@@ -26,6 +26,8 @@ public enum ViewCommand: Equatable, Sendable {
     case quit
     case setPolicy(LBPolicy)
     case setTraffic(TrafficSetting)
+    case reconnect(SubchannelID)
+    case nextScenario
 }
 
 /// The user's view of the model: focus, selection, sorting, filter, overlays. UI-local, so a
@@ -62,7 +64,7 @@ public struct ViewState: Sendable, Equatable {
             return []
         }
         if key == .resize { return [] }
-        guard let action = KeyMap.action(for: key) else { return [] }
+        guard let action = KeyMap.action(for: key, demo: model.isDemo) else { return [] }
         if showHelp && action != .quit && action != .help {
             if action == .back { showHelp = false }
             return []
@@ -95,9 +97,24 @@ public struct ViewState: Sendable, Equatable {
         case .faster: return [.setTraffic(model.traffic.scaled(up: true))]
         case .slower: return [.setTraffic(model.traffic.scaled(up: false))]
         case .colors: colors.toggle()
+        case .reconnect:
+            if let id = reconnectTarget(rows: rows, model: model) { return [.reconnect(id)] }
+        case .nextScenario: return [.nextScenario]
         }
         clampAll(rows)
         return []
+    }
+
+    /// The subchannel `r` renews: the one in details, else the selected row of the subchannels
+    /// pane, else the selected endpoint's, else the only live one.
+    func reconnectTarget(rows: PaneRows, model: Model) -> SubchannelID? {
+        if case .subchannel(let id)? = details { return id }
+        if focus == .subchannels, case .subchannel(let id)? = rows.target(.subchannels, index: selected[.subchannels] ?? 0) { return id }
+        if focus == .endpoints, case .endpoint(let key)? = rows.target(.endpoints, index: selected[.endpoints] ?? 0) {
+            return model.subchannel(for: key)?.id
+        }
+        let live = model.subchannelRows.filter { $0.state != .shutdown }
+        return live.count == 1 ? live[0].id : nil
     }
 
     private mutating func move(_ delta: Int, count: Int) {

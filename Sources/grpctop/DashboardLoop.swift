@@ -13,9 +13,21 @@ import TopologyView
 ///                         └────► engine commands (policy, traffic) ──► engine.submit(event)
 ///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
 /// ```
+/// What the demo adds to the loop: the engine may change (one per scenario), `n` moves on.
+protocol DemoDriver: AnyObject {
+    func poll()
+    func next()
+}
+
 enum DashboardLoop {
-    /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end.
     static func run(engine: Engine, colors: Bool) throws -> (Model, String?) {
+        try run(engine: { engine }, colors: colors, demo: nil)
+    }
+
+    /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end. `engine` is read
+    /// before every frame: the demo swaps it between scenarios.
+    static func run(engine current: () -> Engine, colors: Bool, demo: DemoDriver?) throws -> (Model, String?) {
+        var engine = current()
         let term: CursesTerminal
         do {
             term = try CursesTerminal(colors: colors)
@@ -34,6 +46,17 @@ enum DashboardLoop {
 
         loop: while true {
             if TerminalRestorer.quitRequested != 0 { break }
+            demo?.poll()
+            let latest = current()
+            if latest !== engine {
+                // A new scenario: a new model whose ids and row versions start over.
+                engine = latest
+                rows = nil
+                frozen = nil
+                state.details = nil
+                model = try engine.withModel { $0 }.wait()
+                dirty = true
+            }
             if let key = term.readKey(timeoutMs: 50) {
                 if key == .resize { term.invalidate() }
                 let wasPaused = state.paused
@@ -45,6 +68,8 @@ enum DashboardLoop {
                     case .quit: break loop
                     case .setPolicy(let p): engine.submit(.policyChanged(p))
                     case .setTraffic(let t): engine.submit(.trafficChanged(t))
+                    case .reconnect(let id): engine.submit(.reconnectRequested(id))
+                    case .nextScenario: demo?.next()
                     }
                 }
                 dirty = true

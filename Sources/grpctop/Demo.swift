@@ -9,29 +9,42 @@ import TopologyTransport
 
 /// `grpctop demo`: the load-balancing stories, live, on one machine: a fleet of real
 /// `grpctop serve` servers in this process (127.0.0.1, free ports), a scripted controller that
-/// plays Kubernetes through a resolver with the real contract, and the dashboard watching it.
+/// plays Kubernetes through a resolver with the real contract (and kube-proxy, with a real L4
+/// TCP proxy), and the dashboard watching it.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Play a load-balancing story on a local fleet, with the dashboard (no cluster needed).",
-        discussion: "Each scenario ends with a verdict; with --batch it runs headless and exits 1 if the verdict fails.")
+        abstract: "Play load-balancing stories on a local fleet, with the dashboard (no cluster needed).",
+        discussion: """
+            With no --scenario: rollout, then the others in turn (n skips to the next). Each scenario \
+            ends with a verdict; with --batch it runs headless and exits 1 if a verdict fails.
+            """)
 
-    @Option(help: "Scenario to play (see --list).") var scenario = "headless"
+    @Option(help: "Scenario to play (see --list); default: all of them in turn, rollout first.") var scenario: String?
     @Flag(help: "List the scenarios.") var list = false
     @Flag(help: "Run headless: print snapshots and the verdict.") var batch = false
     @Option(help: "Pace of the script: 2 plays it twice as fast.") var speed = 1.0
-    @Option(help: "Fleet size, for the scenarios that take one (headless; scale is 3 → 6 → 2).") var pods = 3
+    @Option(help: "Fleet size (2-20; scale is always 3 → 6 → 2).") var pods = 3
+    @Option(help: "Seed for kube-proxy's random pod picks (clusterip, max-age), to replay a story exactly.") var seed: UInt64?
     @Option(help: "Snapshot format with --batch: table or json.") var output = "table"
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard.") var noColor = false
 
     func run() throws {
         if list {
-            for s in DemoScenario.all { print("\(s.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(s.summary)") }
+            for s in DemoScenario.all {
+                let lines = s.summary.split(separator: "\n")
+                print("\(s.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(lines.first ?? "")")
+                for l in lines.dropFirst() { print("           \(l)") }
+            }
             return
         }
-        guard let story = DemoScenario.all.first(where: { $0.name == scenario }) else {
-            throw UsageFailure("--scenario '\(scenario)' is not known: \(DemoScenario.all.map(\.name).joined(separator: ", "))")
+        var first = DemoScenario.rollout
+        if let scenario {
+            guard let s = DemoScenario.named(scenario) else {
+                throw UsageFailure("--scenario '\(scenario)' is not known: choose one of \(DemoScenario.all.map(\.name).joined(separator: ", "))")
+            }
+            first = s
         }
-        guard speed > 0, speed <= 100 else { throw UsageFailure("--speed must be between 0 and 100") }
+        guard speed > 0, speed <= 100 else { throw UsageFailure("--speed must be between 0 and 100 (1 is the normal pace)") }
         guard (2...20).contains(pods) else { throw UsageFailure("--pods must be between 2 and 20") }
         guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
         let headless = batch || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0
@@ -45,49 +58,175 @@ struct Demo: ParsableCommand {
             try? group.syncShutdownGracefully()
             try? serverGroup.syncShutdownGracefully()
         }
-        let fleet = DemoFleet(group: serverGroup)
-        defer { fleet.stopAll() }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func report(_ model: Model, _ verdict: DemoVerdict?) throws {
+            if output == "json" {
+                print(String(decoding: try encoder.encode(Summary(model)), as: UTF8.self))
+                if let verdict { print(String(decoding: try encoder.encode(verdict), as: UTF8.self)) }
+            } else {
+                print(Summary(model).table(), terminator: "")
+                print(verdict?.text ?? "verdict: \(model.session?.target ?? "demo") not reached (stopped before the end)\n", terminator: "")
+            }
+            fflush(nil)
+        }
+
+        if headless {
+            // One scenario, or every scenario once in loop order.
+            let stories = scenario == nil ? DemoScenario.loopOrder : [first]
+            var allPassed = true
+            for story in stories {
+                let run = try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+                while !run.controller.finished {
+                    Thread.sleep(forTimeInterval: 1)
+                    let snapshot = try run.engine.withModel { Snapshot($0) }.wait()
+                    print(output == "json" ? String(decoding: try encoder.encode(snapshot), as: UTF8.self) : snapshot.table())
+                    fflush(nil)
+                }
+                let verdict = run.controller.verdict
+                let model = run.stop(grace: .seconds(1))
+                try report(model, verdict)
+                allPassed = allPassed && verdict?.passed == true
+            }
+            if !allPassed { throw ExitCode(1) }
+            return
+        }
+
+        let session = try DemoSession(first: first, loop: scenario == nil, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+        let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+        let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session)
+        let (model, verdicts, current) = session.finish()
+        for v in verdicts.dropLast(current == nil ? 0 : 1) { print(v.line) }
+        try report(model, current)
+        if let note { FileHandle.standardError.write(Data("grpctop: \(note)\n".utf8)) }
+    }
+}
+
+/// One scenario being played: its fleet, its kube-proxy (if any), its resolver, engine and controller.
+final class DemoRun: @unchecked Sendable {
+    let story: DemoScenario
+    let fleet: DemoFleet
+    let proxy: TCPProxy?
+    let engine: Engine
+    let controller: DemoController
+    let startedAt = DispatchTime.now()
+
+    init(story: DemoScenario, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup) throws {
+        self.story = story
+        fleet = DemoFleet(group: serverGroup)
+        if story.usesProxy {
+            let p = seed.map { TCPProxy(group: serverGroup, rng: SeededGenerator(seed: $0)) } ?? TCPProxy(group: serverGroup)
+            _ = try p.start()
+            proxy = p
+        } else {
+            proxy = nil
+        }
         let resolver = ControlledResolver()
-        var config = EngineConfig(target: "demo:\(story.name)", resolverName: "demo", authority: "demo.default.svc")
+        var config = EngineConfig(target: "demo:\(story.name)", resolverName: "demo", authority: "web.default.svc")
         config.policy = story.policy
         config.rpc = .greeter(name: "demo")
-        config.traffic = .rate(story.rps)
+        config.traffic = .rate(story.rps(pods))
+        config.identityHeader = story.identityHeader
         config.timeoutMs = 5000
         config.version = GRPCTop.version
-        let engine = try Engine(config: config, resolver: resolver, loop: group.next())
-        let controller = DemoController(story: story, fleet: fleet, resolver: resolver, engine: engine, pods: pods, speed: speed)
+        engine = try Engine(config: config, resolver: resolver, loop: group.next())
+        controller = DemoController(story: story, fleet: fleet, proxy: proxy, resolver: resolver, engine: engine, pods: pods, speed: speed)
         try engine.start().wait()
         controller.start()
+    }
 
-        let model: Model
-        if headless {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            while !controller.finished {
-                Thread.sleep(forTimeInterval: 1)
-                let snapshot = try engine.withModel { Snapshot($0) }.wait()
-                print(output == "json" ? String(decoding: try encoder.encode(snapshot), as: UTF8.self) : snapshot.table())
-                fflush(nil)
-            }
-            model = try engine.stop().wait()
-        } else {
-            let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-            _ = try DashboardLoop.run(engine: engine, colors: colors)
-            model = try engine.stop(grace: .seconds(1)).wait()
-        }
+    /// Stops the script, the client (in-flight RPCs get `grace`), then the pods and the proxy.
+    func stop(grace: TimeAmount) -> Model {
         controller.cancel()
-        let verdict = controller.verdict(final: model)
-        if output == "json" {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(Summary(model)), as: UTF8.self))
-            print(String(decoding: try encoder.encode(verdict), as: UTF8.self))
-        } else {
-            print(Summary(model).table(), terminator: "")
-            print(verdict.text)
+        let model = (try? engine.stop(grace: grace).wait()) ?? Model()
+        fleet.stopAll()
+        proxy?.stop()
+        return model
+    }
+}
+
+/// The interactive demo: one scenario at a time behind the dashboard; `n` (or the end of a
+/// scenario, when looping) tears it down in the background and starts the next.
+final class DemoSession: DemoDriver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: DemoRun
+    private var index: Int
+    private let order: [DemoScenario]
+    private let loop: Bool
+    private let pods: Int
+    private let speed: Double
+    private let seed: UInt64?
+    private let group: EventLoopGroup
+    private let serverGroup: EventLoopGroup
+    private var verdicts: [DemoVerdict] = []
+    private var finishedAt: DispatchTime?
+    /// Seconds a finished scenario stays on screen before the next starts.
+    static let pause = 5.0
+
+    init(first: DemoScenario, loop: Bool, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup) throws {
+        self.seed = seed
+        order = DemoScenario.loopOrder
+        index = order.firstIndex { $0.name == first.name } ?? 0
+        self.loop = loop
+        self.pods = pods
+        self.speed = speed
+        self.group = group
+        self.serverGroup = serverGroup
+        current = try DemoRun(story: first, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+    }
+
+    var engine: Engine { lock.lock(); defer { lock.unlock() }; return current.engine }
+
+    /// Called by the dashboard loop between frames.
+    func poll() {
+        lock.lock()
+        let run = current
+        lock.unlock()
+        guard let v = run.controller.verdict else { return }
+        lock.lock()
+        if finishedAt == nil {
+            finishedAt = .now()
+            verdicts.append(v)
+            if loop {
+                let next = order[(index + 1) % order.count].name
+                run.engine.submit(.notice(Notice(.caption, "\(v.line) — next: \(next) in \(Int(Self.pause)) s (n: now)")))
+            } else {
+                run.engine.submit(.notice(Notice(.caption, "\(v.line) — n: next scenario, q: quit")))
+            }
         }
-        fflush(nil)
-        if headless && !verdict.passed { throw ExitCode(1) }
+        let due = loop && DispatchTime.now().uptimeNanoseconds - finishedAt!.uptimeNanoseconds > UInt64(Self.pause * 1e9)
+        lock.unlock()
+        if due { next() }
+    }
+
+    /// `n`: the next scenario in loop order.
+    func next() {
+        lock.lock()
+        let old = current
+        index = (index + 1) % order.count
+        let story = order[index]
+        finishedAt = nil
+        lock.unlock()
+        old.controller.cancel()
+        DispatchQueue.global().async { _ = old.stop(grace: .milliseconds(500)) }
+        do {
+            let run = try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+            lock.lock()
+            current = run
+            lock.unlock()
+        } catch {
+            old.engine.submit(.notice(Notice(.error, "demo: \(story.name) did not start: \(error)")))
+        }
+    }
+
+    /// Stops the current scenario: its model, the verdicts so far, and its own verdict if it ended.
+    func finish() -> (Model, [DemoVerdict], DemoVerdict?) {
+        lock.lock()
+        let run = current
+        let all = verdicts
+        lock.unlock()
+        let v = run.controller.verdict
+        return (run.stop(grace: .seconds(1)), all, v)
     }
 }
 
@@ -130,6 +269,14 @@ final class DemoFleet: @unchecked Sendable {
         let s = servers.removeValue(forKey: name)
         lock.unlock()
         _ = s?.drain()
+    }
+
+    /// Abrupt: connections reset, the listener gone, in-flight RPCs lost.
+    func kill(_ name: String) {
+        lock.lock()
+        let s = servers.removeValue(forKey: name)
+        lock.unlock()
+        s?.kill()
     }
 
     func stopAll() {

@@ -169,6 +169,21 @@ struct Harness {
         #expect(h.model.channelState != .ready)
     }
 
+    /// `r`: a READY subchannel gets a new connection (the transport drains the old one and the
+    /// subchannel goes IDLE, then the policy reconnects it); anything else is only logged.
+    @Test func reconnectRequestOnlyForAReadySubchannel() {
+        var h = Harness(policy: .pickFirst)
+        _ = h.resolve([1, 2])
+        h.state(1, .connecting)
+        #expect(h.send(.reconnectRequested(1)) == [])
+        #expect(h.model.log.entries.last?.text == "subchannel #1: no connection to renew (not READY)")
+        h.state(1, .ready)
+        #expect(h.send(.reconnectRequested(1)) == [.reconnect(1)])
+        let e = h.state(1, .idle, "new connection requested")
+        #expect(h.connects(e) == [1])
+        #expect(h.model.subchannels[1]?.lastDisconnectReason == "new connection requested")
+    }
+
     @Test func switchingPoliciesCollapsesAndSpreads() {
         var h = Harness(policy: .roundRobin)
         _ = h.resolve([1, 2, 3])
@@ -208,6 +223,23 @@ struct Harness {
         let s = Snapshot(h.model)
         #expect(s.backends.map(\.share) == [0.5, 0.5])
         #expect(s.backends.first?.p50Ms == 1.0)
+    }
+
+    /// A ClusterIP: one endpoint (the virtual IP), three pods behind it that the resolver names.
+    /// The silent pods are shown and counted: one pod taking everything is fairness 1/3.
+    @Test func podsBehindAVirtualIPCountEvenWhenSilent() {
+        var h = Harness(policy: .pickFirst, identityHeader: "x-served-by")
+        _ = h.send(.resolverUpdated(ResolverResult(
+            endpoints: [Endpoint(addresses: [.tcp(host: "10.96.0.10", port: 80)])], backends: ["web-a", "web-b", "web-c"])))
+        #expect(Set(h.model.backends.keys) == ["web-a", "web-b", "web-c"])
+        for _ in 0..<8 {
+            var tick = StatsTick()
+            tick.backends = [BackendTick(name: "web-b", delta: delta(ok: 50))]
+            _ = h.send(.stats(tick))
+        }
+        let f = h.model.liveFairness()
+        #expect(f.index.map { abs($0 - 1.0 / 3) < 1e-9 } == true)
+        #expect(h.model.sessionFairness().index.map { abs($0 - 1.0 / 3) < 1e-9 } == true)
     }
 
     @Test func oneBackendTakingAllIsNamed() {

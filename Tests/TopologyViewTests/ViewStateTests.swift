@@ -10,7 +10,8 @@ import TopologyCore
             for k in b.keys {
                 #expect(seen[k] == nil, "\(k) bound twice")
                 seen[k] = b.action
-                #expect(KeyMap.action(for: k) == b.action)
+                #expect(KeyMap.action(for: k, demo: true) == b.action)
+                #expect(KeyMap.action(for: k, demo: false) == (b.demoOnly ? nil : b.action))
             }
         }
         #expect(Set(KeyMap.bindings.map(\.action)) == Set(Action.allCases))
@@ -21,14 +22,15 @@ import TopologyCore
         var s = ViewState()
         s.showHelp = true
         let text = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 120, height: 40).grid.lines.joined(separator: "\n")
-        for b in KeyMap.bindings { #expect(text.contains(b.help), "help lacks \(b.help)") }
+        for b in KeyMap.bindings where !b.demoOnly { #expect(text.contains(b.help), "help lacks \(b.help)") }
+        for b in KeyMap.bindings where b.demoOnly { #expect(!text.contains(b.help), "help outside the demo shows \(b.help)") }
     }
 
     /// The footer shows the hints from the key map.
     @Test func footerHints() {
         let frame = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 200, height: 40)
         let footer = frame.grid.lines.last ?? ""
-        for (key, hint) in KeyMap.footerHints { #expect(footer.contains("\(key) \(hint)"), "footer lacks \(key) \(hint)") }
+        for (key, hint) in KeyMap.footerHints() { #expect(footer.contains("\(key) \(hint)"), "footer lacks \(key) \(hint)") }
     }
 }
 
@@ -66,6 +68,31 @@ import TopologyCore
         #expect(text.contains("state timeline"))
         _ = s.handle(.escape, rows: rows(s), model: model)
         #expect(s.details == nil)
+    }
+
+    /// `r` renews the selected subchannel's connection; with no clear choice it does nothing.
+    @Test func reconnectKeyTargetsTheSelectedSubchannel() {
+        var s = ViewState()
+        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [], "3 subchannels, none selected: no guess")
+        s.focus = .subchannels
+        _ = s.handle(.down, rows: rows(s), model: model)
+        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [.reconnect(2)])
+        s.focus = .endpoints
+        _ = s.handle(.end, rows: rows(s), model: model)
+        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [.reconnect(3)])
+    }
+
+    /// `n` (next scenario) exists only in the demo: elsewhere it is an unbound key.
+    @Test func nextScenarioKeyOnlyInTheDemo() {
+        var s = ViewState()
+        #expect(s.handle(.char("n"), rows: rows(s), model: model) == [])
+        var demo = ScriptedModel(target: "demo:rollout", resolver: "demo")
+        demo.resolve([ScriptedModel.endpoint(0)])
+        let m = demo.model
+        #expect(s.handle(.char("n"), rows: PaneRows(model: m, state: s), model: m) == [.nextScenario])
+        let footer = Dashboard.render(model: m, state: s, width: 200, height: 40).grid.lines.last ?? ""
+        #expect(footer.contains("n next"))
+        #expect(!(Dashboard.render(model: model, state: s, width: 200, height: 40).grid.lines.last ?? "").contains("n next"))
     }
 
     @Test func filterNarrowsEveryPane() {
