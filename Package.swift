@@ -36,10 +36,12 @@ let package = Package(
             // class properties cost ~4 % of the hot path (perf, `grpctop bench`).
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
-        // One file per resolver: static, file (later dns, kubernetes, etcd).
+        // c-ares (Debian libc-ares-dev), the DNS library gRPC C-core uses.
+        .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        // One file per resolver: static, file, dns (c-ares), the demo's controlled one (later kubernetes, etcd).
         .target(
             name: "TopologyResolvers",
-            dependencies: ["TopologyCore"]
+            dependencies: ["TopologyCore", "CAres"]
         ),
         // The dashboard as a pure function: model + view state + size → a grid of cells.
         .target(name: "TopologyView", dependencies: ["TopologyCore"]),

@@ -38,9 +38,11 @@ public enum Event: Sendable, Codable {
     case marker(String)
     /// A line for the event log that is not tied to a subchannel (demo captions, notices, errors).
     case notice(Notice)
-    /// The user (`r`) or a demo step asked for a new connection on a subchannel: the old one
+    /// The user (`x`) or a demo step asked for a new connection on a subchannel: the old one
     /// drains like after a GOAWAY. Behind a ClusterIP the new one may land on another pod.
     case reconnectRequested(SubchannelID)
+    /// The user (`r`) asked the resolver for a fresh answer now.
+    case resolutionRequested
 }
 
 public struct SessionInfo: Sendable, Codable, Equatable {

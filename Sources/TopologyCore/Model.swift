@@ -41,6 +41,9 @@ public struct Model: Sendable {
     private var pickFirst = PickFirstState()
     private var lastPicker: PickerSpec?
 
+    /// The reason the engine passes to `requestResolution` when the user asks (`r`): resolvers
+    /// with a rate limit answer it at once.
+    public static let userResolutionReason = "user request"
     public static let recentMs: Millis = 10_000
     public static let removedRowMs: Millis = 10_000
     public static let shutdownRowMs: Millis = 10_000
@@ -63,9 +66,12 @@ public struct Model: Sendable {
             topologyChanged = true
             log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
         case .resolverUpdated(let result):
-            applyResolverResult(result)
-            effects += reconcile()
-            topologyChanged = true
+            // An unchanged answer (a DNS poll, a re-list) only refreshes the resolver's status:
+            // no subchannel churn, no new rows.
+            if applyResolverResult(result) {
+                effects += reconcile()
+                topologyChanged = true
+            }
         case .resolverFailed(let failure):
             if resolver.error == nil || resolver.error?.message != failure.message {
                 log.append(now, .error, "resolver: \(failure.message)\(resolver.endpoints.isEmpty ? "" : " (keeping \(resolver.endpoints.count) endpoints)")")
@@ -73,6 +79,8 @@ public struct Model: Sendable {
             resolver.error = ResolverState.Failure(message: failure.message, since: resolver.error?.since ?? now, last: now)
             resolver.failures += 1
             resolver.info.merge(failure.info) { $1 }
+            // No endpoints ever: the channel is TRANSIENT_FAILURE and RPCs fail fast (gRPC).
+            if resolver.updates == 0 { topologyChanged = true }
         case .resolverStatus(let info):
             resolver.info.merge(info) { $1 }
         case .subchannel(let id, let event):
@@ -101,6 +109,9 @@ public struct Model: Sendable {
             }
             log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName): new connection requested")
             effects.append(.reconnect(id))
+        case .resolutionRequested:
+            log.append(now, .info, "re-resolution requested by the user")
+            effects.append(.requestResolution(reason: Self.userResolutionReason))
         case .notice(let n):
             let level: LogEntry.Level = switch n.level {
             case .info: .info
@@ -155,7 +166,8 @@ public struct Model: Sendable {
 
     // MARK: - resolver
 
-    private mutating func applyResolverResult(_ result: ResolverResult) {
+    /// Applies an answer; false when it changed nothing but the resolver's status.
+    private mutating func applyResolverResult(_ result: ResolverResult) -> Bool {
         let wasEmpty = resolver.updates == 0
         if let err = resolver.error {
             log.append(now, .info, "resolver recovered after \(formatDuration(now - err.since))")
@@ -170,6 +182,9 @@ public struct Model: Sendable {
         var list: [Endpoint] = []
         for e in result.endpoints where !e.addresses.isEmpty && seen.insert(e.key).inserted {
             list.append(e)
+        }
+        if !wasEmpty && list == resolver.endpoints && (result.backends == nil || result.backends == resolver.backends) {
+            return false
         }
         resolver.endpoints = list
         if let names = result.backends {
@@ -206,6 +221,7 @@ public struct Model: Sendable {
         } else if wasEmpty {
             log.append(now, .info, "resolver returned \(list.count) endpoint\(list.count == 1 ? "" : "s")")
         }
+        return true
     }
 
     /// The endpoints that may get traffic: ready ones, in resolver order.
@@ -459,6 +475,7 @@ public struct Model: Sendable {
             }
         }
         if resolver.updates > 0 && !resolver.endpoints.contains(where: \.ready) { next = .transientFailure }
+        if resolver.updates == 0 && resolver.error != nil { next = .transientFailure }
         if next != previous {
             channelState = next
             log.append(now, next == .transientFailure ? .warning : .info, "channel \(previous.rawValue) → \(next.rawValue)")

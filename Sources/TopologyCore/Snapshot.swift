@@ -209,7 +209,9 @@ extension Snapshot {
         if queued > 0 { out += "  queued \(queued)" }
         out += "\n"
         var res = "resolver \(resolver.name): \(resolver.endpoints) endpoints, \(resolver.updates) updates"
-        if let e = resolver.error { res += ", ERROR \(e) (for \(formatDuration(resolver.errorForMs ?? 0)))" }
+        if let r = resolver.info["refresh"] { res += ", refresh \(r)" }
+        if let t = resolver.info["ttl"] { res += ", TTL \(t)" }
+        if let e = resolver.error { res += ", ERROR \(e) (for \(formatDuration(resolver.errorForMs ?? 0)), keeping \(resolver.endpoints))" }
         out += res + "\n"
         var rows = [["ENDPOINT", "ADDRESS", "CONDITION", "ZONE", "AGE", ""]]
         for e in endpoints {

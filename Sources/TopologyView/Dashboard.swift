@@ -158,9 +158,6 @@ public enum Dashboard {
         } else {
             x2 += grid.put("waiting for the first answer", x: x2, y: 1, role: .connecting)
         }
-        for key in ["policy", "ttl", "next", "watch"] {
-            if let v = r.info[key] { x2 += grid.put("  \(key) \(v)", x: x2, y: 1, role: .header) }
-        }
         x2 += grid.put("  channel ", x: x2, y: 1, role: .header)
         x2 += grid.put(m.channelState.rawValue, x: x2, y: 1, role: role(for: m.channelState))
         x2 += grid.put("  load \(m.traffic)", x: x2, y: 1, role: .header)
@@ -170,6 +167,26 @@ public enum Dashboard {
         } else if m.channel.total.completed > 0 {
             grid.put("  0 failed", x: x2, y: 1, role: .ready)
         }
+    }
+
+    /// What the resolver says of itself, for the Endpoints pane's title: "refresh grpc (on
+    /// disconnect, ≥ 30s apart) · TTL 1s · answer 2.1s ago · next lookup on disconnect". Times
+    /// the resolver gives as wall-clock milliseconds are shown relative to the model's clock.
+    public static func resolverStatus(_ m: Model) -> String? {
+        let info = m.resolver.info
+        var parts: [String] = []
+        if let r = info["refresh"] { parts.append("refresh \(r)") }
+        if let ttl = info["ttl"] { parts.append("TTL \(ttl)") }
+        let wallNow = (m.session?.startedAt ?? 0) * 1000 + Double(m.now)
+        if let a = info["answeredAt"].flatMap(Double.init) { parts.append("answer \(formatDuration(Int64(wallNow - a))) ago") }
+        if let n = info["nextAt"].flatMap(Double.init) {
+            let d = Int64(n - wallNow)
+            parts.append(d > 0 ? "next lookup in \(formatDuration(d))" : "lookup due")
+        } else if let n = info["next"], !n.isEmpty {
+            parts.append("next lookup \(n)")
+        }
+        for key in ["policy", "watch"] { if let v = info[key] { parts.append("\(key) \(v)") } }
+        return parts.isEmpty ? nil : parts.joined(separator: " · ")
     }
 
     static func clock(_ m: Model) -> String {
@@ -350,7 +367,8 @@ public enum Dashboard {
             },
         ]
         let live = m.resolver.endpoints.count
-        return drawTable(&grid, pane: .endpoints, title: "Endpoints (\(live))", state: state, x: x, y: y, w: w, h: h,
+        let status = resolverStatus(m).map { " \(g.rule) \($0)" } ?? ""
+        return drawTable(&grid, pane: .endpoints, title: "Endpoints (\(live))\(status)", state: state, x: x, y: y, w: w, h: h,
                          rows: rows.endpoints, lookup: { m.endpoints[$0] }, columns: columns, g)
     }
 

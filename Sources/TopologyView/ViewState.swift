@@ -27,6 +27,7 @@ public enum ViewCommand: Equatable, Sendable {
     case setPolicy(LBPolicy)
     case setTraffic(TrafficSetting)
     case reconnect(SubchannelID)
+    case resolveNow
     case nextScenario
 }
 
@@ -100,12 +101,13 @@ public struct ViewState: Sendable, Equatable {
         case .reconnect:
             if let id = reconnectTarget(rows: rows, model: model) { return [.reconnect(id)] }
         case .nextScenario: return [.nextScenario]
+        case .resolveNow: return [.resolveNow]
         }
         clampAll(rows)
         return []
     }
 
-    /// The subchannel `r` renews: the one in details, else the selected row of the subchannels
+    /// The subchannel `x` renews: the one in details, else the selected row of the subchannels
     /// pane, else the selected endpoint's, else the only live one.
     func reconnectTarget(rows: PaneRows, model: Model) -> SubchannelID? {
         if case .subchannel(let id)? = details { return id }

@@ -70,6 +70,7 @@ enum DashboardLoop {
                     case .setTraffic(let t): engine.submit(.trafficChanged(t))
                     case .reconnect(let id): engine.submit(.reconnectRequested(id))
                     case .nextScenario: demo?.next()
+                    case .resolveNow: engine.submit(.resolutionRequested)
                     }
                 }
                 dirty = true

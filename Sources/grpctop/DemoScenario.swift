@@ -40,7 +40,7 @@ struct DemoScenario: Sendable {
         /// Abrupt termination (SIGKILL, node loss): connections reset, listener gone.
         case kill([String])
         case setPolicy(LBPolicy)
-        /// A new connection on the client's READY subchannel (what `r` does).
+        /// A new connection on the client's READY subchannel (what `x` does).
         case reconnect
         /// Says where kube-proxy sent the newest connection.
         case captionLanding
@@ -97,7 +97,7 @@ struct DemoScenario: Sendable {
                  actions: [.start(pods(n), .normal), .service(pods(n))]),
             Step(at: 1.5, caption: nil, actions: [.mark("start")]),
             Step(at: 3, caption: "one HTTP/2 connection, so one pod serves every RPC and the other \(n - 1) idle: fairness ≈ 1/\(n)", actions: []),
-            Step(at: 9, caption: "a second connection (r does this live): kube-proxy picks a pod again, at random",
+            Step(at: 9, caption: "a second connection (x does this live): kube-proxy picks a pod again, at random",
                  actions: [.mark("one-connection"), .reconnect]),
             Step(at: 10.5, caption: nil, actions: [.captionLanding, .mark("second-settled")]),
             Step(at: 16, caption: nil, actions: [.mark("end")]),

@@ -11,8 +11,8 @@ struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch a gRPC target: endpoints, subchannels, streams and per-backend rates.",
         discussion: """
-        TARGET follows gRPC naming: dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, \
-        unix:/path, plus file:PATH (one endpoint a line, watched for changes).
+        TARGET follows gRPC naming: dns:///host:port, dns://dns-server[:port]/host:port, host:port, \
+        ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, plus file:PATH (one endpoint a line, watched for changes).
         Exit status: 0 ok, 1 --fail-on-error saw a failed RPC (or a runtime error), 2 bad input.
         """)
 
@@ -36,6 +36,15 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("data-file"), help: "Request message for --method, read from a file (raw protobuf).") var dataFile: String?
     @Option(name: .customLong("identity-header"), help: "Response header (or trailer) naming the backend, e.g. x-served-by.")
     var identityHeader: String?
+
+    // DNS
+    @Option(name: .customLong("dns-refresh"), help: "When dns: looks again: grpc (on disconnect, ≥ 30 s apart, as gRPC does), ttl (poll at the record TTL), or an interval such as 5s.")
+    var dnsRefresh = "grpc"
+    @Option(name: .customLong("dns-min-interval"), help: "Least time between lookups (default 30s with grpc, 1s with ttl).")
+    var dnsMinInterval: String?
+    @Option(name: .customLong("dns-timeout"), help: "Give a DNS lookup up this long.") var dnsTimeout = "10s"
+    @Flag(help: "Look up SRV records (_grpc._tcp.HOST unless HOST is a _service._proto. name): per-endpoint ports.")
+    var srv = false
 
     // Connection
     @Flag(help: "Use TLS (ALPN h2).") var tls = false
@@ -181,8 +190,15 @@ struct Watch: ParsableCommand {
                 throw UsageFailure("target '\(target)': \(path): no such file (create it with one host:port a line)")
             }
             return FileResolver(path: path)
-        case .dns(_, let host, _):
-            throw UsageFailure("target '\(target)': looking up host names (\(host)) is not supported yet; use an IP address, ipv4:/ipv6: or file:")
+        case .dns(let server, let host, let port):
+            let minMs = try dnsMinInterval.map { try parseDuration($0, flag: "--dns-min-interval") }
+            guard let refresh = DNSRefresh.parse(dnsRefresh, minIntervalMs: minMs) else {
+                throw UsageFailure("--dns-refresh '\(dnsRefresh)': use grpc, ttl or an interval such as 5s")
+            }
+            let timeoutMs = try parseDuration(dnsTimeout, flag: "--dns-timeout")
+            guard timeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
+            return DNSResolver(host: host, port: port, server: server.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" },
+                               srv: srv, refresh: refresh, timeoutMs: Int(timeoutMs))
         case .kubernetes:
             throw UsageFailure("target '\(target)': the kubernetes resolver is not supported yet; list the pods in a file: target meanwhile")
         case .etcd:

@@ -169,7 +169,7 @@ struct Harness {
         #expect(h.model.channelState != .ready)
     }
 
-    /// `r`: a READY subchannel gets a new connection (the transport drains the old one and the
+    /// `x`: a READY subchannel gets a new connection (the transport drains the old one and the
     /// subchannel goes IDLE, then the policy reconnects it); anything else is only logged.
     @Test func reconnectRequestOnlyForAReadySubchannel() {
         var h = Harness(policy: .pickFirst)

@@ -70,16 +70,22 @@ import TopologyCore
         #expect(s.details == nil)
     }
 
-    /// `r` renews the selected subchannel's connection; with no clear choice it does nothing.
+    /// `x` renews the selected subchannel's connection; with no clear choice it does nothing.
     @Test func reconnectKeyTargetsTheSelectedSubchannel() {
         var s = ViewState()
-        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [], "3 subchannels, none selected: no guess")
+        #expect(s.handle(.char("x"), rows: rows(s), model: model) == [], "3 subchannels, none selected: no guess")
         s.focus = .subchannels
         _ = s.handle(.down, rows: rows(s), model: model)
-        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [.reconnect(2)])
+        #expect(s.handle(.char("x"), rows: rows(s), model: model) == [.reconnect(2)])
         s.focus = .endpoints
         _ = s.handle(.end, rows: rows(s), model: model)
-        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [.reconnect(3)])
+        #expect(s.handle(.char("x"), rows: rows(s), model: model) == [.reconnect(3)])
+    }
+
+    /// `r` asks the resolver for a fresh answer.
+    @Test func resolveNowKey() {
+        var s = ViewState()
+        #expect(s.handle(.char("r"), rows: rows(s), model: model) == [.resolveNow])
     }
 
     /// `n` (next scenario) exists only in the demo: elsewhere it is an unbound key.
