@@ -258,6 +258,7 @@ public struct Model: Sendable {
         for sc in liveSubchannels where !wanted.contains(sc.key) {
             effects += shutDown(sc.id, why: unwantedReason(sc.key))
         }
+        subchannels.reserveCapacity(subchannels.count + usable.count)
         for e in usable {
             if let id = liveSubchannel(for: e.key) {
                 subchannels[id]?.endpoint = e

@@ -84,7 +84,7 @@ public struct HostPort: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// `host:port`, with brackets around IPv6 literals.
     public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

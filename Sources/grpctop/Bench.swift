@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String?
     @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
+    @Option(help: "Benchmark DNS lookups and applying their answers instead: dns://SERVER:PORT/NAME:PORT.") var dns: String?
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -42,6 +43,17 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let dns {
+            let r = try DNSBenchmark.run(target: dns, lookups: runs * 10)
+            if output == "json" {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                print(String(decoding: try enc.encode(r), as: UTF8.self))
+            } else {
+                print(DNSBenchmark.table(r), terminator: "")
+            }
+            return
+        }
         if view {
             let r = ViewBenchmark.run()
             if output == "json" {

@@ -103,8 +103,11 @@ final class Dnsmasq: @unchecked Sendable {
         usleep(150_000)  // dnsmasq re-reads its hostsdir within ~30 ms (inotify)
     }
 
+    func signal(_ sig: Int32) { if pid > 0 { kill(pid, sig) } }
+
     func stop() {
         guard pid > 0 else { return }
+        kill(pid, SIGCONT)
         kill(pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<100 {
@@ -222,7 +225,7 @@ struct DNSTests {
         let bs = try backends(2)
         try dns.setRecords(records(bs))
         let run = try WatchRun([target(dns, port: bs[0].port), "--rps", "100", "--dns-refresh", "500ms", "--dns-timeout", "1s",
-                                "--interval", "250ms", "--duration", "14s", "--output", "json"])
+                                "--interval", "250ms", "--duration", "20s", "--output", "json"])
         #expect(run.waitForSnapshot { readySubchannels($0) == 2 } != nil, "\(run.err.all)")
         // NXDOMAIN: the name is gone from DNS.
         try dns.setRecords([])
@@ -230,11 +233,17 @@ struct DNSTests {
         #expect(nx.map(endpointCount) == 2, "kept the last good set: \(String(describing: nx))")
         try dns.setRecords(records(bs))
         #expect(run.waitForSnapshot(timeout: 4) { resolverError($0) == nil && endpointCount($0) == 2 } != nil)
-        // No server: the lookup times out.
-        dns.stop()
-        let timeout = run.waitForSnapshot(timeout: 5) { resolverError($0)?.contains("timed out") == true }
+        // A server that does not answer (SIGSTOP): the lookup times out.
+        dns.signal(SIGSTOP)
+        let timeout = run.waitForSnapshot(timeout: 5) { resolverError($0)?.contains("timed out after 1.0s") == true }
         #expect(timeout.map(endpointCount) == 2, "\(String(describing: run.snapshots.last))")
         #expect(timeout.map(readySubchannels) == 2, "connections stay up while DNS is down")
+        dns.signal(SIGCONT)
+        #expect(run.waitForSnapshot(timeout: 4) { resolverError($0) == nil } != nil)
+        // No server at all: on loopback the query is refused at once.
+        dns.stop()
+        let gone = run.waitForSnapshot(timeout: 5) { resolverError($0)?.contains("unreachable") == true }
+        #expect(gone.map(endpointCount) == 2, "\(String(describing: run.snapshots.last))")
         try dns.start()
         try dns.setRecords(records(bs))
         #expect(run.waitForSnapshot(timeout: 6) { resolverError($0) == nil } != nil, "recovered when dnsmasq returned")

@@ -120,6 +120,34 @@ struct Harness {
         #expect(h.model.resolver.endpoints.isEmpty)
     }
 
+    /// A DNS poll that returns the same set changes nothing but the resolver's status: no
+    /// effects, no new row version (so the view reuses its rows).
+    @Test func unchangedAnswerCausesNoChurn() {
+        var h = Harness(policy: .roundRobin)
+        _ = h.resolve([1, 2, 3])
+        let version = h.model.rowsVersion
+        let e = h.send(.resolverUpdated(ResolverResult(
+            endpoints: [1, 2, 3].map { Endpoint(addresses: [.tcp(host: "127.0.0.1", port: $0)], pod: "pod-\($0)") }, info: ["ttl": "1s"])))
+        #expect(e.isEmpty)
+        #expect(h.model.rowsVersion == version)
+        #expect(h.model.resolver.info["ttl"] == "1s")
+        #expect(h.model.resolver.updates == 2)
+    }
+
+    /// A resolver that fails before its first answer leaves the channel TRANSIENT_FAILURE.
+    @Test func failureBeforeAnyAnswerIsTransientFailure() {
+        var h = Harness(policy: .roundRobin)
+        _ = h.send(.resolverFailed(ResolverFailure(message: "NXDOMAIN: web does not exist")))
+        #expect(h.model.channelState == .transientFailure)
+        #expect(h.picker?.channelState == .transientFailure)
+    }
+
+    /// `r`: the user's request reaches the resolver with the reason that skips its rate limit.
+    @Test func userResolutionRequest() {
+        var h = Harness(policy: .roundRobin)
+        #expect(h.send(.resolutionRequested) == [.requestResolution(reason: Model.userResolutionReason)])
+    }
+
     @Test func resolverErrorsKeepTheLastGoodSet() {
         var h = Harness(policy: .roundRobin)
         _ = h.resolve([1, 2])

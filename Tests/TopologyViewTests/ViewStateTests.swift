@@ -210,3 +210,24 @@ import TopologyCore
         #expect(has("zone-é-x", "-x"))
     }
 }
+
+/// The Endpoints pane's title says what the resolver says of itself: refresh policy, TTL, the
+/// age of the last answer and when the next lookup is due (relative to the model's clock).
+@Suite struct ResolverStatusTests {
+    @Test func dnsStatusInTheEndpointsTitle() {
+        var s = ScriptedModel(target: "dns:///web.default.svc.cluster.local:50051", resolver: "dns")
+        let startWallMs = 1_795_000_000_000.0
+        s.send(.resolverUpdated(ResolverResult(endpoints: [ScriptedModel.endpoint(0)], info: [
+            "refresh": "ttl (min 1.0s)", "ttl": "5s",
+            "answeredAt": String(Int64(startWallMs) + 20), "nextAt": String(Int64(startWallMs) + 5020),
+        ])))
+        s.send(.notice(Notice(.info, "tick")), after: 2000)  // the clock moves 2 s on
+        let text = Dashboard.resolverStatus(s.model)
+        #expect(text == "refresh ttl (min 1.0s) · TTL 5s · answer 2.0s ago · next lookup in 3.0s", "\(text ?? "nil")")
+        let frame = Dashboard.render(model: s.model, state: ViewState(), width: 120, height: 40).grid.lines.joined(separator: "\n")
+        #expect(frame.contains("Endpoints (1) ─ refresh ttl (min 1.0s) · TTL 5s"))
+
+        s.send(.resolverStatus(["next": "on disconnect", "nextAt": ""]))
+        #expect(Dashboard.resolverStatus(s.model)?.hasSuffix("next lookup on disconnect") == true)
+    }
+}
