@@ -195,6 +195,9 @@ struct Watch: ParsableCommand {
             guard let refresh = DNSRefresh.parse(dnsRefresh, minIntervalMs: minMs) else {
                 throw UsageFailure("--dns-refresh '\(dnsRefresh)': use grpc, ttl or an interval such as 5s")
             }
+            if let server, !IPAddressText.isIPv4(server.host) && !IPAddressText.isIPv6(server.host) {
+                throw UsageFailure("target '\(target)': the DNS server '\(server.host)' must be an IP address, e.g. dns://10.96.0.10/\(host):\(port)")
+            }
             let timeoutMs = try parseDuration(dnsTimeout, flag: "--dns-timeout")
             guard timeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
             return DNSResolver(host: host, port: port, server: server.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" },

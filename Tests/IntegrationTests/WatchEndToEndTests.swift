@@ -170,7 +170,8 @@ import Testing
         (["127.0.0.1:80", "--method", "/a.B/C", "--data-hex", "zz"], "--data-hex 'zz' is not hex"),
         (["127.0.0.1:80", "--lb", "random"], "--lb 'random' is not a policy"),
         (["file:/nonexistent/endpoints.txt"], "no such file"),
-        (["dns:///example.invalid:80"], "not supported yet"),
+        (["dns:///web:80", "--dns-timeout", "0s"], "--dns-timeout must be more than 0"),
+        (["dns://kube-dns/web:80"], "the DNS server 'kube-dns' must be an IP address"),
         (["127.0.0.1:80", "--bogus"], "--bogus"),
     ])
     func rejected(args: [String], expected: String) throws {
