@@ -116,14 +116,8 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
     // MARK: - on the queue
 
     private func schedule(inMs ms: Int64, why: String) {
-        generation += 1
-        let g = generation
-        nextDueWall = Date().timeIntervalSince1970 + Double(ms) / 1000
+        lookUp(inMs: ms)
         sink?(.resolverStatus(status(next: nil)))
-        queue.asyncAfter(deadline: .now() + .milliseconds(Int(ms))) { [self] in
-            guard !stopped, g == generation else { return }
-            resolveNow()
-        }
     }
 
     private func resolveNow() {
@@ -156,38 +150,27 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
             case .ttl(let m): delay = max(m, min(backoff, Int64(lastTTL ?? 1) * 1000))
             case .every(let ms): delay = min(ms, backoff)
             }
-            generation += 1
-            let g = generation
-            nextDueWall = Date().timeIntervalSince1970 + Double(delay) / 1000
+            lookUp(inMs: delay)
             sink?(.resolverFailed(ResolverFailure(message: error.message, info: status(next: nil))))
-            queue.asyncAfter(deadline: .now() + .milliseconds(Int(delay))) { [self] in
-                guard !stopped, g == generation else { return }
-                resolveNow()
-            }
         }
     }
 
     private func scheduleAfterAnswer(ttl: Int?) {
         switch refresh {
-        case .grpc:
-            nextDueWall = nil
-        case .ttl(let minMs):
-            let ms = max(minMs, Int64(ttl ?? 0) * 1000)
-            generation += 1
-            let g = generation
-            nextDueWall = Date().timeIntervalSince1970 + Double(ms) / 1000
-            queue.asyncAfter(deadline: .now() + .milliseconds(Int(ms))) { [self] in
-                guard !stopped, g == generation else { return }
-                resolveNow()
-            }
-        case .every(let ms):
-            generation += 1
-            let g = generation
-            nextDueWall = Date().timeIntervalSince1970 + Double(ms) / 1000
-            queue.asyncAfter(deadline: .now() + .milliseconds(Int(ms))) { [self] in
-                guard !stopped, g == generation else { return }
-                resolveNow()
-            }
+        case .grpc: nextDueWall = nil
+        case .ttl(let minMs): lookUp(inMs: max(minMs, Int64(ttl ?? 0) * 1000))
+        case .every(let ms): lookUp(inMs: ms)
+        }
+    }
+
+    /// The next lookup in `ms` (replacing any pending one).
+    private func lookUp(inMs ms: Int64) {
+        generation += 1
+        let g = generation
+        nextDueWall = Date().timeIntervalSince1970 + Double(ms) / 1000
+        queue.asyncAfter(deadline: .now() + .milliseconds(Int(ms))) { [self] in
+            guard !stopped, g == generation else { return }
+            resolveNow()
         }
     }
 
