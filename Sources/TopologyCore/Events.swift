@@ -151,7 +151,7 @@ public enum Effect: Sendable, Equatable {
     case connect(SubchannelID)
     case shutDown(SubchannelID)
     case updatePicker(PickerSpec)
-    case requestResolution(reason: String)
+    case requestResolution(ResolutionRequest)
     case setTraffic(TrafficSetting)
     /// Open a new connection on a READY subchannel; the old one finishes its streams.
     case reconnect(SubchannelID)

@@ -29,11 +29,12 @@ public struct Model: Sendable {
     public private(set) var channelQueued = 0
     public private(set) var log = EventLog()
     public private(set) var markers: [Marker] = []
-    /// Number of GOAWAYs received, reconnections (a READY subchannel that lost its connection).
+    /// Number of GOAWAYs received.
     public private(set) var goAways = 0
-    public private(set) var reconnects = 0
-    /// Reconnections by the reason the READY connection ended (`GOAWAY NO_ERROR`, `connection reset`…).
+    /// Reconnections (a READY subchannel that lost its connection) by the reason the connection
+    /// ended (`GOAWAY NO_ERROR`, `connection reset`…).
     public private(set) var reconnectReasons: [String: Int] = [:]
+    public var reconnects: Int { reconnectReasons.values.reduce(0, +) }
 
     private var nextID: SubchannelID = 1
     /// The live (not SHUTDOWN) subchannel of each endpoint key: O(1) lookups with thousands of endpoints.
@@ -41,9 +42,6 @@ public struct Model: Sendable {
     private var pickFirst = PickFirstState()
     private var lastPicker: PickerSpec?
 
-    /// The reason the engine passes to `requestResolution` when the user asks (`r`): resolvers
-    /// with a rate limit answer it at once.
-    public static let userResolutionReason = "user request"
     public static let recentMs: Millis = 10_000
     public static let removedRowMs: Millis = 10_000
     public static let shutdownRowMs: Millis = 10_000
@@ -111,7 +109,7 @@ public struct Model: Sendable {
             effects.append(.reconnect(id))
         case .resolutionRequested:
             log.append(now, .info, "re-resolution requested by the user")
-            effects.append(.requestResolution(reason: Self.userResolutionReason))
+            effects.append(.requestResolution(.user))
         case .notice(let n):
             let level: LogEntry.Level = switch n.level {
             case .info: .info
@@ -368,10 +366,7 @@ public struct Model: Sendable {
             counted(id, from: from, to: to)
             topologyChanged = true
             if to == .transientFailure, let b = backoffMs { sc.backoffUntil = now + b }
-            if from == .ready {
-                reconnects += 1
-                reconnectReasons[reason ?? "unknown", default: 0] += 1
-            }
+            if from == .ready { reconnectReasons[reason ?? "unknown", default: 0] += 1 }
             subchannels[id] = sc
             let why = reason.map { ": \($0)" } ?? ""
             let level: LogEntry.Level = to == .transientFailure ? .warning : .info
@@ -405,7 +400,7 @@ public struct Model: Sendable {
     private mutating func lbReact(id: SubchannelID, from: ConnectivityState, to: ConnectivityState) -> [Effect] {
         var effects: [Effect] = []
         if from == .ready {
-            effects.append(.requestResolution(reason: "subchannel #\(id) disconnected"))
+            effects.append(.requestResolution(.disconnected(id)))
         }
         switch policy {
         case .roundRobin, .leastRequest:

@@ -23,7 +23,23 @@ public protocol EndpointResolver: AnyObject, Sendable {
     var name: String { get }
     /// Begins resolving; every result goes to `sink`, which may be called from any thread.
     func start(_ sink: @escaping @Sendable (Event) -> Void)
-    /// Asks for a fresh resolution soon.
-    func requestResolution(reason: String)
+    /// Asks for a fresh resolution: soon (within the resolver's rate limit) after a disconnect,
+    /// at once when the user asks.
+    func requestResolution(_ request: ResolutionRequest)
     func stop()
+}
+
+/// Why the channel asks its resolver to look again.
+public enum ResolutionRequest: Sendable, Equatable, CustomStringConvertible {
+    /// A READY subchannel lost its connection (or got GOAWAY), as gRPC re-resolves then.
+    case disconnected(SubchannelID)
+    /// The user asked (`r`): a rate-limited resolver answers at once.
+    case user
+
+    public var description: String {
+        switch self {
+        case .disconnected(let id): "subchannel #\(id) disconnected"
+        case .user: "user request"
+        }
+    }
 }

@@ -137,7 +137,6 @@ public struct SubchannelStateMachine: Sendable {
         }
     }
 
-    /// The peer sent GOAWAY: no new streams on this connection; in-flight ones finish on it.
     /// A new connection was asked for: like a GOAWAY, the old connection drains and the
     /// subchannel goes IDLE (its policy reconnects it).
     public mutating func reconnectRequested() -> Output {
@@ -146,6 +145,7 @@ public struct SubchannelStateMachine: Sendable {
         return Output(transition: Transition(to: .idle, reason: "new connection requested", backoffMs: nil), actions: [.drainConnection])
     }
 
+    /// The peer sent GOAWAY: no new streams on this connection; in-flight ones finish on it.
     public mutating func goAwayReceived(code: String) -> Output {
         switch state {
         case .ready:

@@ -30,7 +30,7 @@ public final class ControlledResolver: EndpointResolver, @unchecked Sendable {
         s?(.resolverUpdated(result))
     }
 
-    public func requestResolution(reason: String) {}
+    public func requestResolution(_ request: ResolutionRequest) {}
 
     public func stop() {
         lock.lock()

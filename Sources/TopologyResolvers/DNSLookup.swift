@@ -2,21 +2,20 @@ import CAres
 import Foundation
 import TopologyCore
 
-/// One DNS answer: addresses with their TTLs, or SRV records.
+/// One address answer (A and AAAA records with their TTLs); `services` gives SRV records.
 public struct DNSAnswer: Sendable, Equatable {
     public struct Address: Sendable, Equatable {
         public var ip: String
         public var ttl: Int
     }
+    /// One SRV record.
     public struct Service: Sendable, Equatable {
         public var target: String
         public var port: Int
         public var priority: Int
         public var weight: Int
-        public var ttl: Int?
     }
     public var addresses: [Address] = []
-    public var services: [Service] = []
 }
 
 /// Why a lookup failed, worded for the header and the event log.
@@ -103,7 +102,7 @@ public final class DNSLookup {
         var p = reply
         while let r = p {
             out.append(.init(target: String(cString: r.pointee.host), port: Int(r.pointee.port), priority: Int(r.pointee.priority),
-                             weight: Int(r.pointee.weight), ttl: nil))
+                             weight: Int(r.pointee.weight)))
             p = r.pointee.next
         }
         if out.isEmpty { throw DNSError(kind: .noData, message: "empty answer for \(name): no SRV records") }
@@ -173,29 +172,36 @@ public final class DNSLookup {
     }
 
     static func parseA(_ bytes: [UInt8]) -> [DNSAnswer.Address] {
-        var ttls = [ares_addrttl](repeating: ares_addrttl(), count: 4096)
-        var n: Int32 = 4096
-        let rc = bytes.withUnsafeBufferPointer { ares_parse_a_reply($0.baseAddress, Int32($0.count), nil, &ttls, &n) }
-        guard rc == ARES_SUCCESS else { return [] }
-        return (0..<Int(n)).map { i in
-            var addr = ttls[i].ipaddr
-            var buf = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count))
-            return .init(ip: String(cString: buf), ttl: Int(ttls[i].ttl))
-        }
+        parse(bytes, ares_parse_a_reply) { e in (ip: ntop(AF_INET, e.ipaddr, Int(INET_ADDRSTRLEN)), ttl: e.ttl) }
     }
 
     static func parseAAAA(_ bytes: [UInt8]) -> [DNSAnswer.Address] {
-        var ttls = [ares_addr6ttl](repeating: ares_addr6ttl(), count: 4096)
-        var n: Int32 = 4096
-        let rc = bytes.withUnsafeBufferPointer { ares_parse_aaaa_reply($0.baseAddress, Int32($0.count), nil, &ttls, &n) }
+        parse(bytes, ares_parse_aaaa_reply) { e in (ip: ntop(AF_INET6, e.ip6addr, Int(INET6_ADDRSTRLEN)), ttl: e.ttl) }
+    }
+
+    /// Runs one of c-ares' `ares_parse_*_reply` functions with room for 4,096 records.
+    private static func parse<Entry>(
+        _ bytes: [UInt8],
+        _ parser: (UnsafePointer<UInt8>?, Int32, UnsafeMutablePointer<UnsafeMutablePointer<hostent>?>?, UnsafeMutablePointer<Entry>?, UnsafeMutablePointer<Int32>?) -> Int32,
+        _ address: (Entry) -> (ip: String, ttl: Int32)
+    ) -> [DNSAnswer.Address] {
+        let capacity = 4096
+        let entries = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
+        defer { entries.deallocate() }
+        var n = Int32(capacity)
+        let rc = bytes.withUnsafeBufferPointer { parser($0.baseAddress, Int32($0.count), nil, entries, &n) }
         guard rc == ARES_SUCCESS else { return [] }
         return (0..<Int(n)).map { i in
-            var addr = ttls[i].ip6addr
-            var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
-            return .init(ip: String(cString: buf), ttl: Int(ttls[i].ttl))
+            let a = address(entries[i])
+            return .init(ip: a.ip, ttl: Int(a.ttl))
         }
+    }
+
+    private static func ntop<Addr>(_ family: Int32, _ addr: Addr, _ length: Int) -> String {
+        var addr = addr
+        var buf = [CChar](repeating: 0, count: length)
+        inet_ntop(family, &addr, &buf, socklen_t(length))
+        return String(cString: buf)
     }
 
     static func error(_ status: Int32, name: String, timeoutMs: Int) -> DNSError {

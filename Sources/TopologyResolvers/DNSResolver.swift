@@ -50,10 +50,9 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
     private var stopped = false
     private var lastLookup: DispatchTime?
     private var lastAnswerWall: Double?
-    private var lastSet: [Endpoint]?
     private var lastTTL: Int?
-    private var lastError: String?
-    private var failures = 0
+    /// Failed lookups are retried with gRPC's connection backoff (1 s × 1.6 ± 20 %, ≤ 120 s).
+    private var backoff = ConnectionBackoff()
     /// The pending timer's generation: a newer schedule cancels older ones.
     private var generation = 0
     private var nextDueWall: Double?
@@ -86,17 +85,17 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
         }
     }
 
-    public func requestResolution(reason: String) {
+    public func requestResolution(_ request: ResolutionRequest) {
         queue.async { [self] in
             guard !stopped else { return }
-            let user = reason == Model.userResolutionReason
-            if case .grpc(let minMs) = refresh, !user, let last = lastLookup {
+            if case .grpc(let minMs) = refresh, request != .user, let last = lastLookup {
                 // gRPC's rate limit: at most one lookup per interval; later requests wait for it.
                 let elapsed = Int64((DispatchTime.now().uptimeNanoseconds - last.uptimeNanoseconds) / 1_000_000)
                 if elapsed < minMs {
                     if !pendingRequest {
                         pendingRequest = true
-                        schedule(inMs: minMs - elapsed, why: "re-resolution requested (\(reason))")
+                        lookUp(inMs: minMs - elapsed)
+                        sink?(.resolverStatus(status(next: nil)))
                     }
                     return
                 }
@@ -115,11 +114,6 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
 
     // MARK: - on the queue
 
-    private func schedule(inMs ms: Int64, why: String) {
-        lookUp(inMs: ms)
-        sink?(.resolverStatus(status(next: nil)))
-    }
-
     private func resolveNow() {
         guard !stopped, let lookup else { return }
         generation += 1  // cancels a pending timer: this lookup replaces it
@@ -131,24 +125,19 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
             let (endpoints, ttl) = try resolve(lookup)
             lastAnswerWall = Date().timeIntervalSince1970
             lastTTL = ttl
-            lastError = nil
-            failures = 0
+            backoff.reset()
             scheduleAfterAnswer(ttl: ttl)
-            // An unchanged set is still an answer: the model keeps its rows and only the
-            // resolver's status (TTL, last answer, next lookup) changes.
-            lastSet = endpoints
+            // Pushed even when unchanged: the model then only updates the resolver's status.
             sink?(.resolverUpdated(ResolverResult(endpoints: endpoints, info: status(next: nil))))
         } catch {
-            failures += 1
-            lastError = error.message
-            // Retry failures with gRPC's backoff (1 s × 1.6, ≤ 120 s) whatever the policy: gRPC's
-            // DNS resolver does, and a user waiting for recovery wants to see it.
-            let backoff = Int64(min(120_000, 1000 * pow(1.6, Double(failures - 1))))
+            // Retried whatever the policy: gRPC's DNS resolver does, and a user waiting for
+            // recovery wants to see it. Polling policies never wait longer than their period.
+            let retry = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
             let delay: Int64
             switch refresh {
-            case .grpc: delay = backoff
-            case .ttl(let m): delay = max(m, min(backoff, Int64(lastTTL ?? 1) * 1000))
-            case .every(let ms): delay = min(ms, backoff)
+            case .grpc: delay = retry
+            case .ttl(let m): delay = max(m, min(retry, Int64(lastTTL ?? 1) * 1000))
+            case .every(let ms): delay = min(ms, retry)
             }
             lookUp(inMs: delay)
             sink?(.resolverFailed(ResolverFailure(message: error.message, info: status(next: nil))))
@@ -174,7 +163,9 @@ public final class DNSResolver: EndpointResolver, @unchecked Sendable {
         }
     }
 
-    private func resolve(_ lookup: DNSLookup) throws(DNSError) -> ([Endpoint], Int?) {
+    /// One lookup turned into endpoints, and the answer's smallest TTL (also what `grpctop bench
+    /// --dns` times).
+    public func resolve(_ lookup: DNSLookup) throws(DNSError) -> (endpoints: [Endpoint], ttl: Int?) {
         if srv {
             let records = try lookup.services(queryName)
             // Lowest priority first (RFC 2782), then the answer's order.

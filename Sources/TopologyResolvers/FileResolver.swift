@@ -35,7 +35,7 @@ public final class FileResolver: EndpointResolver, @unchecked Sendable {
         }
     }
 
-    public func requestResolution(reason: String) {
+    public func requestResolution(_ request: ResolutionRequest) {
         queue.async { self.check() }
     }
 

@@ -14,6 +14,6 @@ public final class StaticResolver: EndpointResolver, @unchecked Sendable {
         sink(.resolverUpdated(ResolverResult(endpoints: endpoints, info: ["source": "target"])))
     }
 
-    public func requestResolution(reason: String) {}
+    public func requestResolution(_ request: ResolutionRequest) {}
     public func stop() {}
 }

@@ -16,9 +16,9 @@ public final class TCPProxy: @unchecked Sendable {
     private var picks: [String] = []
     /// Which backend each accepted connection went to, in order.
     public var assignments: [String] { lock.withLock { picks } }
-    public private(set) var boundAddress = ""
     public private(set) var boundHost = ""
     public private(set) var boundPort = 0
+    public var boundAddress: String { "\(boundHost):\(boundPort)" }
 
     public init(group: EventLoopGroup, rng: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
         self.group = group
@@ -59,24 +59,21 @@ public final class TCPProxy: @unchecked Sendable {
                         let (a, b) = GlueHandler.matchedPair()
                         do {
                             try inbound.pipeline.syncOperations.addHandler(a)
+                            try outbound.pipeline.syncOperations.addHandler(b)
                         } catch {
+                            outbound.close(promise: nil)
                             return inbound.eventLoop.makeFailedFuture(error)
                         }
-                        return outbound.pipeline.addHandler(b).flatMap {
-                            outbound.setOption(ChannelOptions.autoRead, value: true)
-                        }.flatMap {
-                            inbound.setOption(ChannelOptions.autoRead, value: true)
-                        }
+                        // The client's bytes flow once the backend side is glued.
+                        return inbound.setOption(ChannelOptions.autoRead, value: true)
                     }
-                    // A backend that refuses: reset the client's connection, as kube-proxy does
-                    // when the chosen pod is gone.
+                    // A backend that refuses (the chosen pod is gone): close the client's connection.
                     .flatMapError { _ in inbound.close() }
             }
         let ch = try bootstrap.bind(host: host, port: 0).wait()
         lock.withLock { channel = ch }
         boundHost = host
         boundPort = ch.localAddress?.port ?? 0
-        boundAddress = "\(host):\(boundPort)"
         return boundAddress
     }
 

@@ -252,8 +252,8 @@ public final class Engine: @unchecked Sendable {
         case .updatePicker(let spec):
             picker = Picker(spec: spec, randomStart: Int.random(in: 0..<Int.max))
             drainChannelQueue()
-        case .requestResolution(let reason):
-            resolver.requestResolution(reason: reason)
+        case .requestResolution(let request):
+            resolver.requestResolution(request)
         case .setTraffic(let t):
             traffic = t
             if !stopping { startTraffic() }

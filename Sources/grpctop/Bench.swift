@@ -43,26 +43,15 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
         if let dns {
             let r = try DNSBenchmark.run(target: dns, lookups: runs * 10)
-            if output == "json" {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                print(String(decoding: try enc.encode(r), as: UTF8.self))
-            } else {
-                print(DNSBenchmark.table(r), terminator: "")
-            }
+            try printReport(r, json: output == "json", table: DNSBenchmark.table(r))
             return
         }
         if view {
             let r = ViewBenchmark.run()
-            if output == "json" {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                print(String(decoding: try enc.encode(r), as: UTF8.self))
-            } else {
-                print(ViewBenchmark.table(r), terminator: "")
-            }
+            try printReport(r, json: output == "json", table: ViewBenchmark.table(r))
             return
         }
         guard let target else { throw UsageFailure("--target HOST:PORT is needed (or --view for the dashboard benchmark)") }
@@ -74,7 +63,6 @@ struct Bench: ParsableCommand {
         guard requests >= 1000 else { throw UsageFailure("--requests must be at least 1000") }
         guard (1...100).contains(concurrency) else { throw UsageFailure("--concurrency must be 1-100 (one connection)") }
         guard runs >= 1 else { throw UsageFailure("--runs must be at least 1") }
-        guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
         let h2loadPath = noH2load ? nil : Self.which("h2load")
         if !noH2load && h2loadPath == nil {
             throw UsageFailure("h2load not found: install Debian's nghttp2-client or pass --no-h2load")
@@ -92,13 +80,7 @@ struct Bench: ParsableCommand {
         let report = Report(
             target: HostPort(host: host, port: port).description, requests: requests, concurrency: concurrency,
             grpctop: Self.median(ours), h2load: theirs.isEmpty ? nil : Self.median(theirs), recordNanosPerRPC: record)
-        if output == "json" {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            print(String(decoding: try enc.encode(report), as: UTF8.self))
-        } else {
-            print(Self.table(report))
-        }
+        print(output == "json" ? try jsonLine(report) : Self.table(report))
     }
 
     static func median(_ rs: [ClientResult]) -> ClientResult {

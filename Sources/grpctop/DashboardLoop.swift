@@ -6,6 +6,12 @@ import TopologyCore
 import TopologyTransport
 import TopologyView
 
+/// What the demo adds to the loop: the engine may change (one per scenario), `n` moves on.
+protocol DemoDriver: AnyObject {
+    func poll()
+    func next()
+}
+
 /// The live dashboard: keys and the 4 Hz redraw on the main thread, the engine on its loop.
 ///
 /// ```
@@ -13,12 +19,6 @@ import TopologyView
 ///                         └────► engine commands (policy, traffic) ──► engine.submit(event)
 ///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
 /// ```
-/// What the demo adds to the loop: the engine may change (one per scenario), `n` moves on.
-protocol DemoDriver: AnyObject {
-    func poll()
-    func next()
-}
-
 enum DashboardLoop {
     static func run(engine: Engine, colors: Bool) throws -> (Model, String?) {
         try run(engine: { engine }, colors: colors, demo: nil)

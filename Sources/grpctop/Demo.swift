@@ -58,15 +58,13 @@ struct Demo: ParsableCommand {
             try? group.syncShutdownGracefully()
             try? serverGroup.syncShutdownGracefully()
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         func report(_ model: Model, _ verdict: DemoVerdict?) throws {
-            if output == "json" {
-                print(String(decoding: try encoder.encode(Summary(model)), as: UTF8.self))
-                if let verdict { print(String(decoding: try encoder.encode(verdict), as: UTF8.self)) }
-            } else {
-                print(Summary(model).table(), terminator: "")
-                print(verdict?.text ?? "verdict: \(model.session?.target ?? "demo") not reached (stopped before the end)\n", terminator: "")
+            let summary = Summary(model)
+            try printReport(summary, json: output == "json", table: summary.table())
+            if let verdict {
+                try printReport(verdict, json: output == "json", table: verdict.text)
+            } else if output != "json" {
+                print("verdict: \(model.session?.target ?? "demo") not reached (stopped before the end)")
             }
             fflush(nil)
         }
@@ -80,7 +78,7 @@ struct Demo: ParsableCommand {
                 while !run.controller.finished {
                     Thread.sleep(forTimeInterval: 1)
                     let snapshot = try run.engine.withModel { Snapshot($0) }.wait()
-                    print(output == "json" ? String(decoding: try encoder.encode(snapshot), as: UTF8.self) : snapshot.table())
+                    print(output == "json" ? try jsonLine(snapshot) : snapshot.table())
                     fflush(nil)
                 }
                 let verdict = run.controller.verdict
@@ -92,7 +90,10 @@ struct Demo: ParsableCommand {
             return
         }
 
-        let session = try DemoSession(first: first, loop: scenario == nil, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+        let (pods, speed, seed) = (pods, speed, seed)
+        let session = try DemoSession(first: first, loop: scenario == nil) { story in
+            try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+        }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session)
         let (model, verdicts, current) = session.finish()
@@ -104,15 +105,12 @@ struct Demo: ParsableCommand {
 
 /// One scenario being played: its fleet, its kube-proxy (if any), its resolver, engine and controller.
 final class DemoRun: @unchecked Sendable {
-    let story: DemoScenario
     let fleet: DemoFleet
     let proxy: TCPProxy?
     let engine: Engine
     let controller: DemoController
-    let startedAt = DispatchTime.now()
 
     init(story: DemoScenario, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup) throws {
-        self.story = story
         fleet = DemoFleet(group: serverGroup)
         if story.usesProxy {
             let p = seed.map { TCPProxy(group: serverGroup, rng: SeededGenerator(seed: $0)) } ?? TCPProxy(group: serverGroup)
@@ -151,28 +149,19 @@ final class DemoSession: DemoDriver, @unchecked Sendable {
     private let lock = NSLock()
     private var current: DemoRun
     private var index: Int
-    private let order: [DemoScenario]
+    private let order = DemoScenario.loopOrder
     private let loop: Bool
-    private let pods: Int
-    private let speed: Double
-    private let seed: UInt64?
-    private let group: EventLoopGroup
-    private let serverGroup: EventLoopGroup
+    private let makeRun: (DemoScenario) throws -> DemoRun
     private var verdicts: [DemoVerdict] = []
     private var finishedAt: DispatchTime?
     /// Seconds a finished scenario stays on screen before the next starts.
     static let pause = 5.0
 
-    init(first: DemoScenario, loop: Bool, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup) throws {
-        self.seed = seed
-        order = DemoScenario.loopOrder
+    init(first: DemoScenario, loop: Bool, makeRun: @escaping (DemoScenario) throws -> DemoRun) throws {
         index = order.firstIndex { $0.name == first.name } ?? 0
         self.loop = loop
-        self.pods = pods
-        self.speed = speed
-        self.group = group
-        self.serverGroup = serverGroup
-        current = try DemoRun(story: first, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+        self.makeRun = makeRun
+        current = try makeRun(first)
     }
 
     var engine: Engine { lock.lock(); defer { lock.unlock() }; return current.engine }
@@ -181,9 +170,7 @@ final class DemoSession: DemoDriver, @unchecked Sendable {
     func poll() {
         lock.lock()
         let run = current
-        lock.unlock()
-        guard let v = run.controller.verdict else { return }
-        lock.lock()
+        guard let v = run.controller.verdict else { lock.unlock(); return }
         if finishedAt == nil {
             finishedAt = .now()
             verdicts.append(v)
@@ -210,7 +197,7 @@ final class DemoSession: DemoDriver, @unchecked Sendable {
         old.controller.cancel()
         DispatchQueue.global().async { _ = old.stop(grace: .milliseconds(500)) }
         do {
-            let run = try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+            let run = try makeRun(story)
             lock.lock()
             current = run
             lock.unlock()

@@ -322,9 +322,9 @@ struct DemoRecord: Sendable {
         var failed = 0
     }
     var marks: [String: [String: Counts]] = [:]
+    /// Every failed RPC of the run, including those that never reached a backend.
     var failed = 0
     var reconnectReasons: [String: Int] = [:]
-    var failedByBackend: [String: Int] = [:]
 
     /// RPCs each backend completed between two marks.
     func completed(from a: String, to b: String) -> [String: Int] {
@@ -335,12 +335,15 @@ struct DemoRecord: Sendable {
     }
 
     func failedTotal(at mark: String) -> Int { marks[mark]?.values.reduce(0) { $0 + $1.failed } ?? 0 }
-    func failedBy(_ backend: String) -> Int { failedByBackend[backend] ?? 0 }
+    func failedBy(_ backend: String) -> Int { marks[Self.final]?[backend]?.failed ?? 0 }
+
+    /// The mark the end of the run is kept under.
+    static let final = "final"
 
     mutating func finish(with m: Model) {
+        marks[Self.final] = Self.totals(m)
         failed = m.channel.total.failed
         reconnectReasons = m.reconnectReasons
-        failedByBackend = m.backends.mapValues { $0.traffic.total.failed }
     }
 
     static func totals(_ m: Model) -> [String: Counts] {

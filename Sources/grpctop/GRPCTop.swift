@@ -57,6 +57,18 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// One object as a line of JSON with sorted keys (`--output json`: JSON Lines).
+func jsonLine<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// `--output json`: the object as one JSON line; otherwise the table text as it is.
+func printReport<T: Encodable>(_ value: T, json: Bool, table: @autoclosure () -> String) throws {
+    if json { print(try jsonLine(value)) } else { print(table(), terminator: "") }
+}
+
 func parseDuration(_ text: String, flag: String) throws -> Int64 {
     guard let ms = DurationText.parseMillis(text) else {
         throw UsageFailure("\(flag) '\(text)' is not a duration (write 500ms, 2s, 1m)")

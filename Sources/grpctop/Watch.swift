@@ -200,7 +200,7 @@ struct Watch: ParsableCommand {
             }
             let timeoutMs = try parseDuration(dnsTimeout, flag: "--dns-timeout")
             guard timeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
-            return DNSResolver(host: host, port: port, server: server.map { $0.host.contains(":") ? "[\($0.host)]:\($0.port)" : "\($0.host):\($0.port)" },
+            return DNSResolver(host: host, port: port, server: server?.description,
                                srv: srv, refresh: refresh, timeoutMs: Int(timeoutMs))
         case .kubernetes:
             throw UsageFailure("target '\(target)': the kubernetes resolver is not supported yet; list the pods in a file: target meanwhile")
@@ -246,8 +246,6 @@ struct Watch: ParsableCommand {
         signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
         try engine.start().wait()
 
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let started = DispatchTime.now()
         var printed = 0
         var next = started
@@ -259,11 +257,7 @@ struct Watch: ParsableCommand {
             }
             if stop.wait(timeout: next) == .success { break loop }
             let snapshot = try engine.withModel { Snapshot($0) }.wait()
-            if o.json {
-                print(String(decoding: try encoder.encode(snapshot), as: UTF8.self))
-            } else {
-                print(snapshot.table())
-            }
+            print(o.json ? try jsonLine(snapshot) : snapshot.table())
             fflush(nil)
             printed += 1
             if let i = iterations, printed >= i { break }
@@ -271,11 +265,7 @@ struct Watch: ParsableCommand {
         }
         let model = try engine.stop().wait()
         let summary = Summary(model)
-        if o.json {
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
-        } else {
-            print(summary.table(), terminator: "")
-        }
+        try printReport(summary, json: o.json, table: summary.table())
         fflush(nil)
         return summary.failed
     }

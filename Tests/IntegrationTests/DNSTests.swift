@@ -172,20 +172,29 @@ struct DNSTests {
         for b in bs { #expect(Backend.total(b.stop()) > 100) }
     }
 
-    /// `--dns-refresh grpc`: new records are not used until a connection breaks — gRPC's
-    /// documented behaviour. A SIGKILLed backend's disconnect triggers the lookup that finds them.
-    @Test func grpcRefreshWaitsForADisconnect() throws {
+    /// Three backends in DNS and two more started but not yet published; a watch of the name
+    /// with `flags`, once its 3 subchannels are READY.
+    func watchThreeThenTwoMore(_ flags: [String]) throws -> (dns: Dnsmasq, first: [Backend], added: [Backend], run: WatchRun) {
         let dns = try Dnsmasq()
         let bs = try backends(3)
         let added = try backends(2, from: 3, port: bs[0].port)
         try dns.setRecords(records(bs))
-        let run = try WatchRun([target(dns, port: bs[0].port), "--rps", "200", "--dns-refresh", "grpc", "--dns-min-interval", "2s",
-                                "--duration", "12s", "--output", "json"])
+        let run = try WatchRun([target(dns, port: bs[0].port), "--rps", "200", "--output", "json"] + flags)
         #expect(run.waitForSnapshot { readySubchannels($0) == 3 } != nil, "\(run.err.all)")
+        return (dns, bs, added, run)
+    }
+
+    /// `--dns-refresh grpc`: new records are not used until a connection breaks — gRPC's
+    /// documented behaviour, and the Endpoints status says why. A SIGKILLed backend's disconnect
+    /// triggers the lookup that finds them.
+    @Test func grpcRefreshWaitsForADisconnect() throws {
+        let (dns, bs, added, run) = try watchThreeThenTwoMore(["--dns-refresh", "grpc", "--dns-min-interval", "2s", "--duration", "12s"])
         try dns.setRecords(records(bs + added))
         sleep(4)  // well past the TTL (1 s) and the min interval: gRPC still does not look
         let before = try #require(run.snapshots.last)
         #expect(endpointCount(before) == 3, "grpc mode must not poll: \(before)")
+        let info = (before["resolver"] as? [String: Any])?["info"] as? [String: String]
+        #expect(info?["next"] == "on disconnect", "what the user is shown as the next lookup: \(String(describing: info))")
         bs[0].signal(SIGKILL)
         // The disconnect asks for a lookup: the two new records appear and connect.
         let after = run.waitForSnapshot(timeout: 6) { endpointCount($0) == 5 && readySubchannels($0) == 4 }
@@ -198,13 +207,7 @@ struct DNSTests {
     /// `--dns-refresh ttl`: new records are used within TTL + 1 s; a removed record's subchannel
     /// shuts down after the next lookup, with no failed RPC.
     @Test func ttlRefreshFollowsRecords() throws {
-        let dns = try Dnsmasq()
-        let bs = try backends(3)
-        let added = try backends(2, from: 3, port: bs[0].port)
-        try dns.setRecords(records(bs))
-        let run = try WatchRun([target(dns, port: bs[0].port), "--rps", "200", "--dns-refresh", "ttl", "--interval", "250ms",
-                                "--duration", "9s", "--output", "json"])
-        #expect(run.waitForSnapshot { readySubchannels($0) == 3 } != nil, "\(run.err.all)")
+        let (dns, bs, added, run) = try watchThreeThenTwoMore(["--dns-refresh", "ttl", "--interval", "250ms", "--duration", "9s"])
         try dns.setRecords(records(bs + added))
         let t0 = Date()
         let grown = run.waitForSnapshot(timeout: 5) { readySubchannels($0) == 5 }

@@ -84,7 +84,7 @@ struct Harness {
         h.state(1, .ready)
         let e = h.state(1, .idle, "connection reset")
         #expect(h.connects(e) == [1])
-        #expect(e.contains(.requestResolution(reason: "subchannel #1 disconnected")))
+        #expect(e.contains(.requestResolution(.disconnected(1))))
         #expect(h.model.subchannels[1]?.lastDisconnectReason == "connection reset")
         #expect(h.model.reconnects == 1)
     }
@@ -142,10 +142,10 @@ struct Harness {
         #expect(h.picker?.channelState == .transientFailure)
     }
 
-    /// `r`: the user's request reaches the resolver with the reason that skips its rate limit.
+    /// `r`: the user's request reaches the resolver as one that skips its rate limit.
     @Test func userResolutionRequest() {
         var h = Harness(policy: .roundRobin)
-        #expect(h.send(.resolutionRequested) == [.requestResolution(reason: Model.userResolutionReason)])
+        #expect(h.send(.resolutionRequested) == [.requestResolution(.user)])
     }
 
     @Test func resolverErrorsKeepTheLastGoodSet() {
