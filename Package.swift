@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Targets, endpoints, events, Model.apply, LB policies, backoff, statistics. Pure.
@@ -38,10 +40,18 @@ let package = Package(
         ),
         // c-ares (Debian libc-ares-dev), the DNS library gRPC C-core uses.
         .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
-        // One file per resolver: static, file, dns (c-ares), the demo's controlled one (later kubernetes, etcd).
+        // One file per resolver: static, file, dns (c-ares), the demo's controlled one, kubernetes (EndpointSlice watch over async-http-client, kubeconfig via Yams).
         .target(
             name: "TopologyResolvers",
-            dependencies: ["TopologyCore", "CAres"]
+            dependencies: [
+                "TopologyCore", "CAres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Yams", package: "Yams"),
+            ]
         ),
         // The dashboard as a pure function: model + view state + size → a grid of cells.
         .target(name: "TopologyView", dependencies: ["TopologyCore"]),
@@ -60,10 +70,21 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // A stand-in kube-apiserver (EndpointSlice list/watch, auth, faults) for tests and `bench --kubernetes`.
+        .target(
+            name: "KubeStandIn",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal",
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -71,7 +92,7 @@ let package = Package(
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TopologyCore", "grpctop"]
+            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -35,6 +35,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var pod: String?
         public var node: String?
         public var zone: String?
+        public var revision: String?
         public var ageMs: Int64
         public var mark: String?
         public var subchannel: Int?
@@ -105,7 +106,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
             let e = row.endpoint
             return EndpointSnapshot(
                 name: e.displayName, addresses: e.addresses.map(\.description), condition: e.condition.rawValue,
-                pod: e.pod, node: e.node, zone: e.zone, ageMs: m.now - row.firstSeen,
+                pod: e.pod, node: e.node, zone: e.zone, revision: e.revision, ageMs: m.now - row.firstSeen,
                 mark: row.removedAt != nil ? "removed" : (row.isNew(now: m.now) ? "added" : nil),
                 subchannel: row.removedAt == nil ? m.subchannel(for: e.key)?.id : nil)
         }

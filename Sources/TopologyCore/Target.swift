@@ -229,7 +229,10 @@ extension Target {
         var service = name
         if namespace == nil, let dot = name.firstIndex(of: ".") {
             service = String(name[..<dot])
-            namespace = String(name[name.index(after: dot)...])
+            var ns = String(name[name.index(after: dot)...])
+            // svc.ns.svc and svc.ns.svc.cluster.local name the same Service.
+            if let d = ns.firstIndex(of: "."), ns[ns.index(after: d)...].hasPrefix("svc") { ns = String(ns[..<d]) }
+            namespace = ns
         }
         guard !service.isEmpty else { throw TargetError("target '\(whole)' has no service name") }
         for label in [service] + (namespace.map { [$0] } ?? []) where !isDNS1123Label(label) {
@@ -297,7 +300,7 @@ extension Target {
         guard ok else { throw TargetError("'\(host)' in target '\(whole)' is not a valid host name") }
     }
 
-    static func isDNS1123Label(_ s: String) -> Bool {
+    public static func isDNS1123Label(_ s: String) -> Bool {
         guard !s.isEmpty, s.count <= 63, let first = s.first, let last = s.last else { return false }
         let allowed = s.allSatisfy { ($0.isASCII && $0.isLowercase) || $0.isNumber || $0 == "-" }
         return allowed && first != "-" && last != "-"

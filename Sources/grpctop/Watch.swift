@@ -11,7 +11,7 @@ struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Watch a gRPC target: endpoints, subchannels, streams and per-backend rates.",
         discussion: """
-        TARGET follows gRPC naming: dns:///host:port, dns://dns-server[:port]/host:port, host:port, \
+        TARGET follows gRPC naming: dns:///host:port, dns://dns-server[:port]/host:port, kubernetes:///svc.ns:port, host:port, \
         ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, plus file:PATH (one endpoint a line, watched for changes).
         Exit status: 0 ok, 1 --fail-on-error saw a failed RPC (or a runtime error), 2 bad input.
         """)
@@ -46,6 +46,13 @@ struct Watch: ParsableCommand {
     @Flag(help: "Look up SRV records (_grpc._tcp.HOST unless HOST is a _service._proto. name): per-endpoint ports.")
     var srv = false
 
+    // Kubernetes
+    @Option(help: "kubeconfig file for kubernetes: targets (default: $KUBECONFIG, the pod's service account, ~/.kube/config).")
+    var kubeconfig: String?
+    @Option(help: "kubeconfig context to use (default: its current-context).") var context: String?
+    @Option(name: .customLong("kube-api"), help: "Kubernetes API URL without auth, e.g. http://127.0.0.1:8001 from `kubectl proxy`.")
+    var kubeAPI: String?
+
     // Connection
     @Flag(help: "Use TLS (ALPN h2).") var tls = false
     @Option(help: "PEM CA certificate to trust (with --tls).") var cacert: String?
@@ -73,6 +80,16 @@ struct Watch: ParsableCommand {
             FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
             useBatch = true
         }
+        // A 403 from the Kubernetes API: the Role and RoleBinding to apply, on stderr — at once
+        // in batch mode, after the dashboard has closed otherwise.
+        let rbacHelp = RBACHelp()
+        if let k = options.resolver as? KubernetesResolver {
+            let batchMode = useBatch
+            k.onForbidden = { yaml in
+                if batchMode { RBACHelp.print(yaml) } else { rbacHelp.set(yaml) }
+            }
+        }
+        defer { if let yaml = rbacHelp.get() { RBACHelp.print(yaml) } }
         let failed = useBatch ? try runBatch(options) : try runDashboard(options)
         if failOnError && failed > 0 { throw ExitCode(1) }
     }
@@ -202,8 +219,13 @@ struct Watch: ParsableCommand {
             guard timeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
             return DNSResolver(host: host, port: port, server: server?.description,
                                srv: srv, refresh: refresh, timeoutMs: Int(timeoutMs))
-        case .kubernetes:
-            throw UsageFailure("target '\(target)': the kubernetes resolver is not supported yet; list the pods in a file: target meanwhile")
+        case .kubernetes(let ns, let service, let port):
+            do {
+                let api = try KubeAPIConfig.load(kubeAPI: kubeAPI, kubeconfig: kubeconfig, context: context)
+                return try KubernetesResolver(namespace: ns ?? api.namespace ?? "default", service: service, port: port, config: api)
+            } catch {
+                throw UsageFailure("target '\(target)': \(error)")
+            }
         case .etcd:
             throw UsageFailure("target '\(target)': the etcd resolver is not supported yet")
         case .ipv4, .ipv6, .unix:
@@ -268,6 +290,33 @@ struct Watch: ParsableCommand {
         try printReport(summary, json: o.json, table: summary.table())
         fflush(nil)
         return summary.failed
+    }
+}
+
+/// The Role + RoleBinding text kept for after the dashboard.
+final class RBACHelp: @unchecked Sendable {
+    private let lock = NSLock()
+    private var yaml: String?
+    func set(_ y: String) { lock.withLock { yaml = y } }
+    func get() -> String? { lock.withLock { yaml } }
+    static func print(_ yaml: String) {
+        FileHandle.standardError.write(Data("grpctop: the Kubernetes API refused to list/watch the Service's endpoints; apply this (kubectl apply -f -):\n\(yaml)".utf8))
+    }
+}
+
+/// `grpctop kube-rbac`: the least RBAC the kubernetes resolver needs, as YAML for kubectl apply.
+struct KubeRBACCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kube-rbac",
+        abstract: "Print the Role and RoleBinding that let a service account watch a namespace's endpoints (kubectl apply -f -).")
+    @Option(name: [.customShort("n"), .customLong("namespace")], help: "Namespace of the Services to watch.") var namespace = "default"
+    @Option(name: .customLong("service-account"), help: "Service account grpctop runs as (in that namespace).") var serviceAccount = "default"
+
+    func run() throws {
+        for (flag, v) in [("--namespace", namespace), ("--service-account", serviceAccount)] where !Target.isDNS1123Label(v) {
+            throw UsageFailure("\(flag) '\(v)' is not a valid Kubernetes name (lower-case letters, digits and '-', at most 63)")
+        }
+        print(KubeRBAC.yaml(namespace: namespace, serviceAccount: serviceAccount), terminator: "")
     }
 }
 

@@ -22,6 +22,16 @@ final class LineCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var buffer = Data()
     private var lines: [String] = []
+    private var closed = false
+
+    /// Waits (bounded) until the writer closed its end and every line is in.
+    func waitForEOF(timeout: Double = 5) {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if lock.withLock({ closed }) { return }
+            usleep(10_000)
+        }
+    }
 
     func attach(_ pipe: Pipe) {
         pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
@@ -29,7 +39,7 @@ final class LineCollector: @unchecked Sendable {
             guard let self else { return }
             self.lock.lock()
             defer { self.lock.unlock() }
-            if d.isEmpty { h.readabilityHandler = nil; return }
+            if d.isEmpty { h.readabilityHandler = nil; self.closed = true; return }
             self.buffer.append(d)
             while let nl = self.buffer.firstIndex(of: 0x0A) {
                 self.lines.append(String(decoding: self.buffer[self.buffer.startIndex..<nl], as: UTF8.self))
@@ -121,9 +131,14 @@ final class WatchRun: @unchecked Sendable {
     let out = LineCollector()
     let err = LineCollector()
 
-    init(_ args: [String], subcommand: String = "watch") throws {
+    init(_ args: [String], subcommand: String = "watch", env: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: Paths.grpctop)
         process.arguments = [subcommand] + args
+        if !env.isEmpty {
+            var e = ProcessInfo.processInfo.environment
+            for (k, v) in env { e[k] = v }
+            process.environment = e
+        }
         let o = Pipe(), e = Pipe()
         process.standardOutput = o
         process.standardError = e
@@ -140,7 +155,8 @@ final class WatchRun: @unchecked Sendable {
         while process.isRunning && Date() < end { usleep(20_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        usleep(100_000)
+        out.waitForEOF()
+        err.waitForEOF()
         return process.terminationStatus
     }
 
