@@ -89,6 +89,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
