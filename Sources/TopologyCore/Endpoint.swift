@@ -64,7 +64,11 @@ public struct Endpoint: Hashable, Sendable, Codable {
     /// Deployment pod name (`name-<hash>-<suffix>`).
     public var revision: String? {
         if let r = metadata["revision"] { return r }
-        guard let pod else { return nil }
+        return pod.flatMap(Self.revision(ofPod:))
+    }
+
+    /// The pod-template-hash of a Deployment pod name (`name-<hash>-<suffix>`), if it has one.
+    public static func revision(ofPod pod: String) -> String? {
         let parts = pod.split(separator: "-")
         guard parts.count >= 3 else { return nil }
         let hash = parts[parts.count - 2]

@@ -542,6 +542,28 @@ public struct Model: Sendable {
     /// the last 60 s.
     public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
 
+    /// During a rollout: each revision's share of the RPCs completed in the last 10 s (oldest
+    /// first by first sighting), when backends of two or more revisions served them.
+    public func revisionShares() -> [(revision: String, share: Double)] {
+        guard backendsCompleted10s > 0 else { return [] }
+        var revisionOfPod: [String: String] = [:]
+        var firstSeen: [String: Int64] = [:]
+        for row in endpointRows {
+            guard let rev = row.endpoint.revision else { continue }
+            revisionOfPod[row.endpoint.displayName] = rev
+            firstSeen[rev] = min(firstSeen[rev] ?? row.firstSeen, row.firstSeen)
+        }
+        var counts: [String: Int] = [:]
+        for (name, b) in backends {
+            guard let rev = revisionOfPod[name] ?? Endpoint.revision(ofPod: name) else { continue }
+            let n = b.traffic.completed(lastSeconds: 10, tickMs: tickMs)
+            if n > 0 { counts[rev, default: 0] += n }
+        }
+        guard counts.count >= 2 else { return [] }
+        return counts.keys.sorted { (firstSeen[$0] ?? .max, $0) < (firstSeen[$1] ?? .max, $1) }
+            .map { ($0, Double(counts[$0]!) / Double(backendsCompleted10s)) }
+    }
+
     private func computeLiveFairness() -> (index: Double?, word: String) {
         var xs: [Double] = []
         var counted = Set<String>()

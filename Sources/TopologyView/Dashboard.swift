@@ -10,12 +10,14 @@ public struct Glyphs: Sendable {
     public var arrows: String
     public var sortUp: Character
     public var sortDown: Character
+    /// Between revisions in the Traffic title (old → new).
+    public var arrowRight: String
 
     /// Only ASCII reaches the terminal (LANG=C): other characters are replaced after drawing.
     public var ascii: Bool
 
-    public static let unicode = Glyphs(rule: "─", sparks: Array(" ▁▂▃▄▅▆▇█"), barFull: "█", barEmpty: "░", arrows: "↑↓", sortUp: "▲", sortDown: "▼", ascii: false)
-    public static let ascii = Glyphs(rule: "-", sparks: Array(" .,:;+=*#"), barFull: "#", barEmpty: ".", arrows: "jk", sortUp: "^", sortDown: "v", ascii: true)
+    public static let unicode = Glyphs(rule: "─", sparks: Array(" ▁▂▃▄▅▆▇█"), barFull: "█", barEmpty: "░", arrows: "↑↓", sortUp: "▲", sortDown: "▼", arrowRight: "→", ascii: false)
+    public static let ascii = Glyphs(rule: "-", sparks: Array(" .,:;+=*#"), barFull: "#", barEmpty: ".", arrows: "jk", sortUp: "^", sortDown: "v", arrowRight: "->", ascii: true)
 }
 
 /// The whole screen as a pure function of the model, the view state and the terminal size.
@@ -433,7 +435,11 @@ public enum Dashboard {
             },
             Column(title: "TOTAL", width: 8, right: true, priority: 4) { r in ("\(r.traffic?.total.completed ?? 0)", .muted) },
         ]
-        let title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(fairness.index.map { String(format: "%.2f", $0) } ?? "-") \(fairness.word)"
+        var title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(fairness.index.map { String(format: "%.2f", $0) } ?? "-") \(fairness.word)"
+        let revisions = m.revisionShares()
+        if !revisions.isEmpty {
+            title += " \(g.rule) by revision " + revisions.map { "\($0.revision) \(String(format: "%.0f%%", $0.share * 100))" }.joined(separator: " \(g.arrowRight) ")
+        }
         return drawTable(&grid, pane: .traffic, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.traffic,
                          lookup: { name in TrafficRow(name: name, traffic: m.backends[name]?.traffic) }, columns: columns, g)
     }

@@ -231,3 +231,35 @@ import TopologyCore
         #expect(Dashboard.resolverStatus(s.model)?.hasSuffix("next lookup on disconnect") == true)
     }
 }
+
+/// What a Kubernetes rollout and a broken watch look like on screen.
+@Suite struct KubernetesViewTests {
+    /// Old and new revisions side by side: the Traffic title shows each revision's share, old → new.
+    @Test func rolloutShowsTrafficByRevision() {
+        var s = Script(target: "kubernetes:///greeter.shop:grpc", resolver: "kubernetes")
+        var new = Script.endpoint(3)
+        new.pod = "greeter-5c48d7f9b-q0"
+        s.resolve((0..<3).map { Script.endpoint($0) })
+        s.connect(1...3)
+        s.send(.stats(StatsTick()), after: 2000)
+        s.resolve((0..<3).map { Script.endpoint($0) } + [new])   // the surge pod, seen later
+        s.connect(4...4)
+        s.traffic(seconds: 12, perTick: ["greeter-7d9f8c6b5-p0": 10, "greeter-7d9f8c6b5-p1": 10, "greeter-7d9f8c6b5-p2": 10, "greeter-5c48d7f9b-q0": 10])
+        let text = Dashboard.render(model: s.model, state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
+        #expect(text.contains("by revision 7d9f8c6b5 75% → 5c48d7f9b 25%"), "\(text)")
+        // One revision only: nothing to compare, no such line.
+        let one = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
+        #expect(!one.contains("by revision"))
+    }
+
+    /// A watch that is down keeps the endpoints and says so in the Endpoints title and the header.
+    @Test func watchDownIsShown() {
+        var s = Script(target: "kubernetes:///greeter.shop:grpc", resolver: "kubernetes")
+        s.resolve((0..<2).map { Script.endpoint($0) })
+        s.send(.resolverFailed(ResolverFailure(message: "Kubernetes API https://10.96.0.1:443: connection refused; retry in 4s",
+                                               info: ["watch": "down since 10:00:03 UTC, retry in 4s", "slices": "1"])))
+        let text = Dashboard.render(model: s.model, state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
+        #expect(text.contains("Endpoints (2)") && text.contains("watch down since 10:00:03 UTC, retry in 4s"), "\(text)")
+        #expect(text.contains("connection refused"), "\(text)")
+    }
+}
