@@ -21,6 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String?
     @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
     @Option(help: "Benchmark DNS lookups and applying their answers instead: dns://SERVER:PORT/NAME:PORT.") var dns: String?
+    @Flag(help: "Benchmark the kubernetes resolver instead: 5,000 endpoints in 50 slices from a stand-in API server.") var kubernetes = false
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -47,6 +48,11 @@ struct Bench: ParsableCommand {
         if let dns {
             let r = try DNSBenchmark.run(target: dns, lookups: runs * 10)
             try printReport(r, json: output == "json", table: DNSBenchmark.table(r))
+            return
+        }
+        if kubernetes {
+            let r = try KubeBenchmark.run(runs: max(1, runs) * 3)
+            try printReport(r, json: output == "json", table: KubeBenchmark.table(r))
             return
         }
         if view {
