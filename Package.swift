@@ -1,5 +1,10 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
+
+// scripts/build-static sets GRPCTOP_STATIC=1: the system libraries then come from the static
+// archives it puts first on the link path (pkg-config's -L would pick the shared ones).
+let staticBuild = ProcessInfo.processInfo.environment["GRPCTOP_STATIC"] == "1"
 
 // Module layout (../shared/DESIGN.md): a pure core (no NIO, no curses) that builds and tests
 // in seconds; NIO only in the transport, the resolvers and the test server; the CLI on top.
@@ -39,7 +44,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         // c-ares (Debian libc-ares-dev), the DNS library gRPC C-core uses.
-        .systemLibrary(name: "CAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
+        .systemLibrary(name: "CAres", pkgConfig: staticBuild ? nil : "libcares", providers: [.apt(["libc-ares-dev"])]),
         // One file per resolver: static, file, dns (c-ares), the demo's controlled one, kubernetes (EndpointSlice watch over async-http-client, kubeconfig via Yams).
         .target(
             name: "TopologyResolvers",
@@ -56,7 +61,7 @@ let package = Package(
         // The dashboard as a pure function: model + view state + size → a grid of cells.
         .target(name: "TopologyView", dependencies: ["TopologyCore"]),
         // The only code that knows ncurses: system ncursesw (Debian libncurses-dev).
-        .systemLibrary(name: "CNcursesw", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
+        .systemLibrary(name: "CNcursesw", pkgConfig: staticBuild ? nil : "ncursesw", providers: [.apt(["libncurses-dev"])]),
         .target(name: "Terminal", dependencies: ["CNcursesw", "TopologyView"]),
         // `grpctop serve`: the test gRPC server (Greeter + Health) on swift-nio-http2.
         .target(

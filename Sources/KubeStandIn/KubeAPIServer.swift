@@ -64,6 +64,8 @@ public final class KubeAPIServer: @unchecked Sendable {
         var resourceVersion: Int
         var endpoints: [SliceEndpoint]
         var ports: [(String, Int)]
+        /// The object as a list item, serialised once (an apiserver serves lists from its cache).
+        var listJSON = Data()
     }
 
     struct Change {
@@ -225,7 +227,8 @@ public final class KubeAPIServer: @unchecked Sendable {
             let existed = slices[key] != nil
             uidCounter += 1
             let uid = slices[key]?.uid ?? String(format: "5b4e1c2a-0000-4000-8000-%012d", uidCounter)
-            let s = Slice(namespace: namespace, service: service, name: name, uid: uid, resourceVersion: rv, endpoints: endpoints, ports: ports)
+            var s = Slice(namespace: namespace, service: service, name: name, uid: uid, resourceVersion: rv, endpoints: endpoints, ports: ports)
+            s.listJSON = (try? JSONText.encode(sliceJSON(s, inList: true))) ?? Data()
             slices[key] = s
             let c = Change(rv: rv, namespace: namespace, service: service, type: existed ? "MODIFIED" : "ADDED", object: sliceJSON(s, inList: false))
             history.append(c)
@@ -363,6 +366,7 @@ public final class KubeAPIServer: @unchecked Sendable {
     enum Reply {
         case json(HTTPResponseStatus, [String: Any])
         case text(HTTPResponseStatus, String)
+        case raw(HTTPResponseStatus, Data)
         case watch(namespace: String, service: String, core: Bool, fromRV: Int?, bookmarks: Bool, timeoutSeconds: Int)
     }
 
@@ -438,8 +442,15 @@ public final class KubeAPIServer: @unchecked Sendable {
             let page = Array(all.dropFirst(start).prefix(limit))
             var meta: [String: Any] = ["resourceVersion": "\(rv)"]
             if start + page.count < all.count { meta["continue"] = "\(start + page.count)" }
-            return .json(.ok, ["kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1", "metadata": meta,
-                               "items": page.map { sliceJSON($0, inList: true) }])
+            var body = Data(#"{"apiVersion":"discovery.k8s.io/v1","items":["#.utf8)
+            for (i, s) in page.enumerated() {
+                if i > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(s.listJSON)
+            }
+            body.append(Data(#"],"kind":"EndpointSliceList","metadata":"#.utf8))
+            body.append((try? JSONText.encode(meta)) ?? Data("{}".utf8))
+            body.append(UInt8(ascii: "}"))
+            return .raw(.ok, body)
         }
     }
 
@@ -486,19 +497,26 @@ public final class KubeAPIServer: @unchecked Sendable {
         }
     }
 
+    /// When the last watch event was handed to the network (DispatchTime nanoseconds).
+    public var lastEventSentAt: UInt64 { lock.withLock { _lastEventSentAt } }
+    private var _lastEventSentAt: UInt64 = 0
+
     private func deliver(_ c: Change, to targets: [Watcher]) {
+        let line: Data? = targets.contains { !$0.core } ? try? JSONText.encode(["type": c.type, "object": c.object]) : nil
+        lock.withLock { _lastEventSentAt = DispatchTime.now().uptimeNanoseconds }
         for w in targets {
             if w.core {
                 let obj = lock.withLock { endpointsJSON(namespace: w.namespace, service: w.service, inList: false) }
                 if let obj { write(["type": "MODIFIED", "object": obj], to: w.channel) }
-            } else {
-                write(["type": c.type, "object": c.object], to: w.channel)
+            } else if var data = line {
+                data.append(UInt8(ascii: "\n"))
+                w.channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(w.channel.allocator.buffer(bytes: data))), promise: nil)
             }
         }
     }
 
     private func write(_ json: [String: Any], to channel: Channel) {
-        guard var data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONText.encode(json) else { return }
         data.append(UInt8(ascii: "\n"))
         let buffer = channel.allocator.buffer(bytes: data)
         channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
@@ -525,7 +543,9 @@ public final class KubeAPIServer: @unchecked Sendable {
                 let channel = context.channel
                 switch server.route(req, line: "\(h.method.rawValue) \(h.uri)") {
                 case .json(let status, let obj):
-                    let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data()
+                    let data = (try? JSONText.encode(obj)) ?? Data()
+                    respond(context, status, "application/json", data)
+                case .raw(let status, let data):
                     respond(context, status, "application/json", data)
                 case .text(let status, let text):
                     respond(context, status, "text/plain; charset=utf-8", Data(text.utf8))
@@ -547,5 +567,61 @@ public final class KubeAPIServer: @unchecked Sendable {
         func errorCaught(context: ChannelHandlerContext, error: Error) {
             context.close(promise: nil)
         }
+    }
+}
+
+/// JSON text with sorted keys, written directly (Foundation's JSONSerialization on Linux takes
+/// milliseconds for one 100-endpoint slice; an apiserver serialises in microseconds).
+enum JSONText {
+    struct Unsupported: Error { var value: String }
+
+    static func encode(_ value: Any) throws -> Data {
+        var out = ""
+        out.reserveCapacity(256)
+        try write(value, &out)
+        return Data(out.utf8)
+    }
+
+    static func write(_ value: Any, _ out: inout String) throws {
+        switch value {
+        case let s as String: string(s, &out)
+        case let b as Bool: out += b ? "true" : "false"
+        case let i as Int: out += String(i)
+        case let d as Double: out += String(d)
+        case is NSNull: out += "null"
+        case let a as [Any]:
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                try write(v, &out)
+            }
+            out += "]"
+        case let o as [String: Any]:
+            out += "{"
+            for (i, k) in o.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                string(k, &out)
+                out += ":"
+                try write(o[k]!, &out)
+            }
+            out += "}"
+        default: throw Unsupported(value: "\(type(of: value))")
+        }
+    }
+
+    static func string(_ s: String, _ out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        out += "\""
     }
 }

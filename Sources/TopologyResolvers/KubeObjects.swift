@@ -197,23 +197,36 @@ public enum KubePort: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Every EndpointSlice of one Service, kept by name; the endpoints are their deduplicated union
-/// (never only the latest slice: a Service with more than 100 endpoints has several).
-public struct SliceSet: Sendable, Equatable {
-    public private(set) var slices: [String: EndpointSlice] = [:]
+/// (never only the latest slice: a Service with more than 100 endpoints has several). Each slice
+/// is converted once, when it arrives; a change to one slice re-merges, it does not re-convert.
+public struct SliceSet: Sendable {
+    public let port: KubePort
+    private var converted: [String: Converted] = [:]
 
-    public init(_ slices: [EndpointSlice] = []) {
+    struct Converted: Sendable {
+        var entries: [(key: String, endpoint: Endpoint)]
+        var hasEndpoints: Bool
+        var hasPort: Bool
+        var portNames: [String]
+    }
+
+    public init(port: KubePort, _ slices: [EndpointSlice] = []) {
+        self.port = port
         for s in slices { put(s) }
     }
 
-    public mutating func put(_ slice: EndpointSlice) { slices[slice.metadata.name ?? ""] = slice }
-    public mutating func remove(named name: String) { slices[name] = nil }
+    public mutating func put(_ slice: EndpointSlice) {
+        let name = slice.metadata.name ?? ""
+        converted[name] = Self.convert(slice, name: name, port: port)
+    }
+    public mutating func remove(named name: String) { converted[name] = nil }
     /// core/v1 Endpoints become one pseudo-slice per subset, all named `NAME#i`: replaced together.
     public mutating func replaceAll(prefix: String, with new: [EndpointSlice]) {
-        for key in slices.keys where key.hasPrefix(prefix + "#") { slices[key] = nil }
+        for key in converted.keys where key.hasPrefix(prefix + "#") { converted[key] = nil }
         for s in new { put(s) }
     }
 
-    public var count: Int { slices.count }
+    public var count: Int { converted.count }
 
     public struct Union: Sendable, Equatable {
         public var endpoints: [Endpoint]
@@ -221,52 +234,68 @@ public struct SliceSet: Sendable, Equatable {
         public var portProblem: String?
     }
 
-    /// The endpoints of every slice, deduplicated by pod (else by address), with the API's nil
-    /// semantics: `ready` nil = ready, `serving` nil = ready's value, `terminating` nil = false.
-    public func union(port: KubePort) -> Union {
-        var byKey: [String: Endpoint] = [:]
-        var order: [String] = []
+    /// The endpoints of one slice, with the API's nil semantics: `ready` nil = ready, `serving`
+    /// nil = ready's value, `terminating` nil = false. Keyed by pod (else by first address).
+    static func convert(_ slice: EndpointSlice, name: String, port: KubePort) -> Converted {
+        var c = Converted(entries: [], hasEndpoints: false, hasPort: false, portNames: [])
+        guard let eps = slice.endpoints, !eps.isEmpty else { return c }
+        c.hasEndpoints = true
+        let p: Int
+        switch port {
+        case .number(let n):
+            p = n
+        case .name(let wanted):
+            for sp in slice.ports ?? [] { if let n = sp.name, !n.isEmpty { c.portNames.append("\(n)(\(sp.port.map(String.init) ?? "?"))") } }
+            guard let match = (slice.ports ?? []).first(where: { $0.name == wanted }), let n = match.port else { return c }
+            p = n
+        }
+        c.hasPort = true
+        c.entries.reserveCapacity(eps.count)
+        for e in eps {
+            let ready = e.conditions?.ready ?? true
+            let serving = e.conditions?.serving ?? ready
+            let terminating = e.conditions?.terminating ?? false
+            let addrs = e.addresses.map { EndpointAddress.tcp(host: $0, port: p) }
+            guard !addrs.isEmpty else { continue }
+            let pod = e.targetRef.flatMap { $0.kind == nil || $0.kind == "Pod" ? $0.name : nil }
+            var meta: [String: String] = ["slice": name]
+            if let t = e.targetRef, let kind = t.kind, kind != "Pod", let n = t.name { meta["targetRef"] = "\(kind)/\(n)" }
+            if let type = slice.addressType { meta["addressType"] = type }
+            let endpoint = Endpoint(addresses: addrs, pod: pod, node: e.nodeName, zone: e.zone, hostname: e.hostname,
+                                    ready: ready, serving: serving, terminating: terminating, metadata: meta)
+            c.entries.append((pod.map { "pod/\($0)" } ?? addrs[0].description, endpoint))
+        }
+        return c
+    }
+
+    /// Every slice's endpoints, in slice-name order, a pod in two slices merged into one.
+    public func union() -> Union {
+        var index: [String: Int] = [:]
+        var out: [Endpoint] = []
+        out.reserveCapacity(converted.values.reduce(0) { $0 + $1.entries.count })
+        index.reserveCapacity(out.capacity)
         var portNames = Set<String>()
         var slicesWithEndpoints = 0
         var slicesWithPort = 0
-        for name in slices.keys.sorted() {
-            let slice = slices[name]!
-            guard let eps = slice.endpoints, !eps.isEmpty else { continue }
-            slicesWithEndpoints += 1
-            let p: Int
-            switch port {
-            case .number(let n):
-                p = n
-            case .name(let wanted):
-                for sp in slice.ports ?? [] { if let n = sp.name, !n.isEmpty { portNames.insert("\(n)(\(sp.port.map(String.init) ?? "?"))") } }
-                guard let match = (slice.ports ?? []).first(where: { $0.name == wanted }), let n = match.port else { continue }
-                p = n
-            }
-            slicesWithPort += 1
-            for e in eps {
-                let ready = e.conditions?.ready ?? true
-                let serving = e.conditions?.serving ?? ready
-                let terminating = e.conditions?.terminating ?? false
-                let addrs = e.addresses.map { EndpointAddress.tcp(host: $0, port: p) }
-                guard !addrs.isEmpty else { continue }
-                let pod = e.targetRef.flatMap { $0.kind == nil || $0.kind == "Pod" ? $0.name : nil }
-                let key = pod.map { "pod/\($0)" } ?? addrs[0].description
-                var meta: [String: String] = ["slice": name]
-                if let t = e.targetRef, let kind = t.kind, kind != "Pod", let n = t.name { meta["targetRef"] = "\(kind)/\(n)" }
-                if let type = slice.addressType { meta["addressType"] = type }
-                if var existing = byKey[key] {
+        for name in converted.keys.sorted() {
+            let c = converted[name]!
+            if c.hasEndpoints { slicesWithEndpoints += 1 }
+            if c.hasPort { slicesWithPort += 1 }
+            portNames.formUnion(c.portNames)
+            for (key, e) in c.entries {
+                if let i = index[key] {
                     // The same pod in two slices (dual stack, or mid-rebalance): one endpoint
                     // with every address; ready if either copy says so.
-                    for a in addrs where !existing.addresses.contains(a) { existing.addresses.append(a) }
-                    existing.ready = existing.ready || ready
-                    existing.serving = existing.serving || serving
-                    existing.terminating = existing.terminating && terminating
-                    if existing.metadata["slice"] != name { existing.metadata["slice"] = [existing.metadata["slice"], name].compactMap { $0 }.joined(separator: ",") }
-                    byKey[key] = existing
+                    var existing = out[i]
+                    for a in e.addresses where !existing.addresses.contains(a) { existing.addresses.append(a) }
+                    existing.ready = existing.ready || e.ready
+                    existing.serving = existing.serving || e.serving
+                    existing.terminating = existing.terminating && e.terminating
+                    existing.metadata["slice"] = [existing.metadata["slice"], name].compactMap { $0 }.joined(separator: ",")
+                    out[i] = existing
                 } else {
-                    order.append(key)
-                    byKey[key] = Endpoint(addresses: addrs, pod: pod, node: e.nodeName, zone: e.zone, hostname: e.hostname,
-                                          ready: ready, serving: serving, terminating: terminating, metadata: meta)
+                    index[key] = out.count
+                    out.append(e)
                 }
             }
         }
@@ -275,6 +304,6 @@ public struct SliceSet: Sendable, Equatable {
             let known = portNames.sorted().joined(separator: ", ")
             problem = "no port named '\(wanted)' in the service's EndpointSlices" + (known.isEmpty ? " (they list no named ports): use the port number" : "; it has \(known)")
         }
-        return Union(endpoints: order.map { byKey[$0]! }, portProblem: problem)
+        return Union(endpoints: out, portProblem: problem)
     }
 }

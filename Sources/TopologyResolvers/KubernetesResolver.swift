@@ -30,7 +30,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private var task: Task<Void, Never>?
 
     // Task-confined state.
-    private var slices = SliceSet()
+    private var slices: SliceSet
     private var resourceVersion: String?
     private var useCoreEndpoints = false
     private var published = false
@@ -44,6 +44,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         self.namespace = namespace
         self.service = service
         self.port = KubePort(port)
+        self.slices = SliceSet(port: self.port)
         self.config = config
         self.client = try KubeClient(config)
     }
@@ -188,7 +189,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
             if cont?.isEmpty == true { cont = nil }
         } while cont != nil
         lists += 1
-        slices = SliceSet(all)
+        slices = SliceSet(port: port, all)
         resourceVersion = rv
         serviceMissing = nil
         if all.isEmpty { serviceMissing = await missingService() }
@@ -272,7 +273,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
 
     private func publish() {
         published = true
-        let union = slices.union(port: port)
+        let union = slices.union()
         if let missing = serviceMissing {
             push(.resolverFailed(ResolverFailure(message: missing, info: status())))
         } else if let problem = union.portProblem, union.endpoints.isEmpty {

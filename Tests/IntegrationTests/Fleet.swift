@@ -33,19 +33,30 @@ final class LineCollector: @unchecked Sendable {
         }
     }
 
+    /// Reads the pipe on its own thread with blocking read(2) until EOF. (FileHandle's
+    /// readabilityHandler lost the tail of multi-megabyte outputs here: the last lines of a
+    /// 3.7 MB JSON stream never arrived.)
     func attach(_ pipe: Pipe) {
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let d = h.availableData
-            guard let self else { return }
-            self.lock.lock()
-            defer { self.lock.unlock() }
-            if d.isEmpty { h.readabilityHandler = nil; self.closed = true; return }
-            self.buffer.append(d)
-            while let nl = self.buffer.firstIndex(of: 0x0A) {
-                self.lines.append(String(decoding: self.buffer[self.buffer.startIndex..<nl], as: UTF8.self))
-                self.buffer.removeSubrange(self.buffer.startIndex...nl)
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        let thread = Thread { [self] in
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                lock.lock()
+                buffer.append(contentsOf: chunk[0..<n])
+                var start = buffer.startIndex
+                while let nl = buffer[start...].firstIndex(of: 0x0A) {
+                    lines.append(String(decoding: buffer[start..<nl], as: UTF8.self))
+                    start = nl + 1
+                }
+                buffer.removeSubrange(buffer.startIndex..<start)
+                lock.unlock()
             }
+            lock.withLock { closed = true }
         }
+        thread.start()
     }
 
     var all: [String] {

@@ -139,7 +139,7 @@ struct KubernetesTests {
         let last = try #require(run.snapshots.last, "\(run.err.all)")
         #expect(endpointCount(last) == 303, "\(info(last))")
         #expect(info(last)["watch"]?.hasPrefix("up, 3 slices") == true)
-        #expect(run.summary?["failed"] as? Int == 0)
+        #expect(run.summary?["failed"] as? Int == 0, "\(run.out.all.count) lines")
         for b in bs { #expect(Backend.total(b.stop()) > 50, "\(b.name): a pod of every slice gets traffic") }
     }
 

@@ -27,7 +27,7 @@ struct KubeSliceTests {
     }
 
     @Test func nilConditionsFollowTheAPI() throws {
-        let u = SliceSet([try slice()]).union(port: .name("grpc"))
+        let u = SliceSet(port: .name("grpc"), [try slice()]).union()
         let byPod = Dictionary(uniqueKeysWithValues: u.endpoints.map { ($0.pod ?? "", $0) })
         #expect(byPod["example-7d9f8c6b5-x2x9z"]?.condition == .ready)
         #expect(byPod["example-7d9f8c6b5-abcde"]?.condition == .ready, "ready nil = ready")
@@ -48,11 +48,11 @@ struct KubeSliceTests {
         b.ports = [.init(name: "grpc", port: 6000, protocol: "TCP", appProtocol: nil)]
         b.endpoints = [.init(addresses: ["10.9.9.9"], conditions: nil, hostname: nil, targetRef: nil, nodeName: nil, zone: nil)]
         a.endpoints = Array(a.endpoints!.prefix(1))
-        let named = SliceSet([a, b]).union(port: .name("grpc")).endpoints.flatMap(\.addresses)
+        let named = SliceSet(port: .name("grpc"), [a, b]).union().endpoints.flatMap(\.addresses)
         #expect(Set(named) == [.tcp(host: "10.1.2.3", port: 50051), .tcp(host: "10.9.9.9", port: 6000)])
-        let numbered = SliceSet([a, b]).union(port: .number(8443)).endpoints.flatMap(\.addresses)
+        let numbered = SliceSet(port: .number(8443), [a, b]).union().endpoints.flatMap(\.addresses)
         #expect(Set(numbered) == [.tcp(host: "10.1.2.3", port: 8443), .tcp(host: "10.9.9.9", port: 8443)])
-        let unknown = SliceSet([a]).union(port: .name("metrics"))
+        let unknown = SliceSet(port: .name("metrics"), [a]).union()
         #expect(unknown.endpoints.isEmpty && unknown.portProblem == "no port named 'metrics' in the service's EndpointSlices; it has grpc(50051), http(80)")
     }
 
@@ -65,13 +65,13 @@ struct KubeSliceTests {
         v6.metadata.name = "example-v6"
         v6.addressType = "IPv6"
         v6.endpoints![0].addresses = ["fd00::3"]
-        var set = SliceSet([v4, v6])
-        let one = set.union(port: .name("grpc")).endpoints
+        var set = SliceSet(port: .name("grpc"), [v4, v6])
+        let one = set.union().endpoints
         #expect(one.count == 1 && one[0].addresses == [.tcp(host: "10.1.2.3", port: 50051), .tcp(host: "fd00::3", port: 50051)])
         set.remove(named: "example-abc")
-        #expect(set.union(port: .name("grpc")).endpoints.map(\.addresses) == [[.tcp(host: "fd00::3", port: 50051)]])
+        #expect(set.union().endpoints.map(\.addresses) == [[.tcp(host: "fd00::3", port: 50051)]])
         let empty = try slice(#"{"metadata":{"name":"example-abc"},"addressType":"IPv4","endpoints":null,"ports":[{"name":"grpc","port":50051}]}"#)
-        let zero = SliceSet([empty]).union(port: .name("grpc"))
+        let zero = SliceSet(port: .name("grpc"), [empty]).union()
         #expect(zero.endpoints.isEmpty && zero.portProblem == nil)
     }
 
@@ -89,7 +89,7 @@ struct KubeSliceTests {
     @Test func coreEndpointsBecomeSlices() throws {
         let json = #"{"metadata":{"name":"web","resourceVersion":"7"},"subsets":[{"addresses":[{"ip":"10.0.0.1","nodeName":"n1","targetRef":{"kind":"Pod","name":"web-1"}}],"notReadyAddresses":[{"ip":"10.0.0.2"}],"ports":[{"name":"grpc","port":50051}]}]}"#
         let e = try JSONDecoder().decode(CoreEndpoints.self, from: Data(json.utf8))
-        let u = SliceSet(e.asSlices).union(port: .name("grpc")).endpoints
+        let u = SliceSet(port: .name("grpc"), e.asSlices).union().endpoints
         #expect(u.map(\.condition) == [.ready, .notReady])
         #expect(u[0].pod == "web-1" && u[0].node == "n1" && u[1].addresses == [.tcp(host: "10.0.0.2", port: 50051)])
     }
