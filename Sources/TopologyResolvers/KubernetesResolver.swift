@@ -33,7 +33,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private var slices: SliceSet
     private var resourceVersion: String?
     private var useCoreEndpoints = false
-    private var published = false
     private var serviceMissing: String?
     private var downSince: Date?
     private var forbiddenReported = false
@@ -272,7 +271,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     // MARK: - what the user sees
 
     private func publish() {
-        published = true
         let union = slices.union()
         if let missing = serviceMissing {
             push(.resolverFailed(ResolverFailure(message: missing, info: status())))
@@ -332,7 +330,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private func status(retryInMs: Int64? = nil) -> [String: String] {
         var info: [String: String] = ["api": config.server, "auth": config.source,
                                       "source": useCoreEndpoints ? "core/v1 Endpoints (no discovery.k8s.io/v1)" : "EndpointSlices",
-                                      "slices": "\(slices.count)"]
+                                      "slices": "\(slices.count)", "lists": "\(lists)", "watches": "\(watches)"]
         if let downSince {
             let f = DateFormatter()
             f.dateFormat = "HH:mm:ss"
