@@ -58,6 +58,10 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // zlib (Debian zlib1g-dev) for FILE.gz recordings.
+        .systemLibrary(name: "CZlib", pkgConfig: staticBuild ? nil : "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Recordings: the writer (durable, gzip), the reader (never crashes), the replayer.
+        .target(name: "TopologyRecording", dependencies: ["TopologyCore", "CZlib"]),
         // The dashboard as a pure function: model + view state + size → a grid of cells.
         .target(name: "TopologyView", dependencies: ["TopologyCore"]),
         // The only code that knows ncurses: system ncursesw (Debian libncurses-dev).
@@ -89,11 +93,12 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn",
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
         .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(

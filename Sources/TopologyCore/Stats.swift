@@ -107,8 +107,9 @@ public struct LatencyHistogram: Sendable {
     public mutating func add(_ sample: LatencySample) {
         guard !sample.values.isEmpty else { return }
         if stored == nil { stored = Self.empty }
-        for i in sample.values.indices {
-            _ = stored!.record(max(1, min(sample.values[i], 3_600_000_000)), count: sample.counts[i])
+        // zip: a sample read from a damaged recording may have fewer counts than values.
+        for (value, count) in zip(sample.values, sample.counts) {
+            _ = stored!.record(max(1, min(value, 3_600_000_000)), count: count)
         }
     }
 
@@ -262,9 +263,9 @@ public struct TrafficSeries: Sendable {
         var pairs: [(UInt64, UInt64)] = []
         var total: UInt64 = 0
         for s in recent where !s.isEmpty {
-            for i in s.values.indices {
-                pairs.append((s.values[i], UInt64(s.counts[i])))
-                total += UInt64(s.counts[i])
+            for (value, count) in zip(s.values, s.counts) {
+                pairs.append((value, UInt64(count)))
+                total += UInt64(count)
             }
         }
         guard total > 0 else { return nil }

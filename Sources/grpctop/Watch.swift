@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import TopologyCore
+import TopologyRecording
 import TopologyResolvers
 import TopologyTransport
 
@@ -73,6 +74,11 @@ struct Watch: ParsableCommand {
     @Flag(name: .customLong("fail-on-error"), help: "Exit 1 if any RPC failed (a rollout gate for CI).") var failOnError = false
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard (also: NO_COLOR set).") var noColor = false
 
+    // Recording
+    @Option(help: "Record the session's events to FILE (FILE.gz compresses) for grpctop replay.") var record: String?
+    @Option(name: .customLong("redact-header"), help: "Also redact this -H header's value in the recording (authorization, cookies, tokens… always are).")
+    var redactHeaders: [String] = []
+
     func run() throws {
         let options = try validatedOptions()
         var useBatch = batch
@@ -90,7 +96,21 @@ struct Watch: ParsableCommand {
             }
         }
         defer { if let yaml = rbacHelp.get() { RBACHelp.print(yaml) } }
-        let failed = useBatch ? try runBatch(options) : try runDashboard(options)
+        let recorder = try record.map { path in
+            do {
+                return try RecordingWriter(path: path, header: RecordingHeader(
+                    grpctop: GRPCTop.version, target: target,
+                    options: Redaction.options(Array(CommandLine.arguments.dropFirst()), extraSecretHeaders: redactHeaders),
+                    startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
+            } catch {
+                throw UsageFailure((error as? RecordingError)?.description ?? "\(error)")
+            }
+        }
+        defer {
+            recorder?.close()
+            if let e = recorder?.error { FileHandle.standardError.write(Data("grpctop: \(e)\n".utf8)) }
+        }
+        let failed = useBatch ? try runBatch(options, recorder: recorder) : try runDashboard(options, recorder: recorder)
         if failOnError && failed > 0 { throw ExitCode(1) }
     }
 
@@ -234,19 +254,23 @@ struct Watch: ParsableCommand {
     }
 
     /// The engine on one event loop of `group`; a TLS setup error ends the run with one line.
-    func makeEngine(_ o: Options, _ group: EventLoopGroup) -> Engine {
+    /// With a recorder, every event the model applies is recorded.
+    func makeEngine(_ o: Options, _ group: EventLoopGroup, recorder: RecordingWriter?) -> Engine {
+        let engine: Engine
         do {
-            return try Engine(config: o.config, resolver: o.resolver, loop: group.next())
+            engine = try Engine(config: o.config, resolver: o.resolver, loop: group.next())
         } catch {
             fail("cannot set up TLS: \(error)")
         }
+        if let recorder { engine.observe { timed, _ in recorder.record(timed) } }
+        return engine
     }
 
     /// Runs the full-screen dashboard, then prints the summary on the normal screen.
-    func runDashboard(_ o: Options) throws -> Int {
+    func runDashboard(_ o: Options, recorder: RecordingWriter?) throws -> Int {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let engine = makeEngine(o, group)
+        let engine = makeEngine(o, group, recorder: recorder)
         try engine.start().wait()
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         let (_, note) = try DashboardLoop.run(engine: engine, colors: colors)
@@ -259,10 +283,10 @@ struct Watch: ParsableCommand {
     }
 
     /// Runs headless: a snapshot every interval, then the summary. Returns the failed RPC count.
-    func runBatch(_ o: Options) throws -> Int {
+    func runBatch(_ o: Options, recorder: RecordingWriter?) throws -> Int {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let engine = makeEngine(o, group)
+        let engine = makeEngine(o, group, recorder: recorder)
         let stop = DispatchSemaphore(value: 0)
         let signals = SignalWatcher()
         signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
@@ -278,7 +302,11 @@ struct Watch: ParsableCommand {
                 if next > end { next = end }
             }
             if stop.wait(timeout: next) == .success { break loop }
-            let snapshot = try engine.withModel { Snapshot($0) }.wait()
+            // The recording notes where this snapshot was taken, so replay --batch prints the same.
+            let snapshot = try engine.withModel { m in
+                recorder?.markSnapshot(at: m.now)
+                return Snapshot(m)
+            }.wait()
             print(o.json ? try jsonLine(snapshot) : snapshot.table())
             fflush(nil)
             printed += 1

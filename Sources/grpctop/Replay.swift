@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import TopologyCore
+import TopologyRecording
+
+/// `grpctop replay FILE`: a recording played back through the same model. `--batch` prints the
+/// snapshots and the summary exactly as the live batch run did (at the moments it printed
+/// them), so a recording can be checked in CI.
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a recording made with `grpctop watch --record FILE`.",
+        discussion: """
+        With --batch (or when stdout is not a terminal): the snapshots at the moments the live \
+        --batch run printed them (or every --interval of session time), then the summary. \
+        Exit status: 0 ok, 1 the recording stops at a corrupt line (what was before it is replayed), \
+        2 not a recording or bad input.
+        """)
+
+    @Argument(help: "The recording (FILE or FILE.gz).") var file: String
+    @Flag(help: "Print snapshots and the summary instead of the dashboard.") var batch = false
+    @Option(help: "Session time between snapshots when the recording has no live snapshot marks.") var interval = "1s"
+    @Option(help: "Start at this session time (e.g. 90s, 2m).") var from: String?
+    @Option(help: "Stop at this session time.") var to: String?
+    @Option(help: "Pace the replay: 1 = as recorded, 2 = twice as fast (default with --batch: as fast as possible).") var speed: Double?
+    @Option(help: "Snapshot format: table or json (JSON Lines).") var output = "table"
+
+    func run() throws {
+        guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
+        let intervalMs = try parseDuration(interval, flag: "--interval")
+        guard intervalMs >= 10 else { throw UsageFailure("--interval \(interval) is too short (at least 10ms)") }
+        let fromMs = try from.map { try parseDuration($0, flag: "--from") } ?? 0
+        let toMs = try to.map { try parseDuration($0, flag: "--to") } ?? .max
+        guard toMs >= fromMs else { throw UsageFailure("--to \(to ?? "") is before --from \(from ?? "0s")") }
+        if let s = speed { guard s > 0, s <= 1000, s.isFinite else { throw UsageFailure("--speed must be more than 0 (and at most 1000)") } }
+        let recording: Recording
+        do { recording = try Recording.read(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+        if !batch && (isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0) {
+            throw UsageFailure("replay in the dashboard (timeline, seek, speed keys) is not built yet: use grpctop replay --batch \(file)")
+        }
+        let json = output == "json"
+        var r = Replayer(recording)
+        let marks = recording.hasSnapshotMarks
+        var nextSnapshot = fromMs + intervalMs
+        var lastAt: Millis = 0
+        let pace = speed
+        while let line = r.recording.lines.dropFirst(r.position).first {
+            if line.at > toMs { break }
+            if !marks {
+                // Snapshots at fixed session times: the model as it stood at each boundary.
+                while line.at > nextSnapshot && nextSnapshot <= toMs {
+                    if nextSnapshot > fromMs { try printSnapshot(r.model, json: json) }
+                    nextSnapshot += intervalMs
+                }
+            }
+            if let pace, line.at > lastAt, line.at >= fromMs {
+                usleep(UInt32(min(Double(line.at - max(lastAt, fromMs)) / pace * 1000, 10_000_000)))
+            }
+            lastAt = line.at
+            r.step()
+            if marks, case .snapshot(let t) = line, t >= fromMs { try printSnapshot(r.model, json: json) }
+        }
+        let summary = Summary(r.model)
+        try printReport(summary, json: json, table: summary.table())
+        fflush(nil)
+        if recording.truncated {
+            FileHandle.standardError.write(Data("grpctop: \(file): the last line is incomplete (the recorder stopped mid-write); replayed everything before it\n".utf8))
+        }
+        if let stop = recording.stoppedAt {
+            FileHandle.standardError.write(Data("grpctop: \(stop.description); replayed everything before it\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    func printSnapshot(_ m: Model, json: Bool) throws {
+        let s = Snapshot(m)
+        print(json ? try jsonLine(s) : s.table())
+    }
+}

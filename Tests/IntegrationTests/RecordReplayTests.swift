@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// `watch --record` against a real fleet with churn, then `replay --batch`.
+@Suite(.serialized)
+struct RecordReplayTests {
+    /// A live batch run with churn — a pod added, one SIGKILLed, GOAWAYs from a max connection
+    /// age — recorded; `replay --batch` prints exactly what the live run printed.
+    @Test(arguments: [("session.jsonl", "json"), ("session.jsonl.gz", "table")])
+    func replayEqualsTheLiveRun(file: String, output: String) throws {
+        let dir = tempDir()
+        let a = try Backend(name: "pod-a")
+        let b = try Backend(name: "pod-b", extra: ["--max-connection-age", "1500ms", "--max-connection-age-grace", "1s"])
+        let c = try Backend(name: "pod-c")
+        let endpoints = dir + "/endpoints.txt"
+        try writeEndpoints(endpoints, [a.address + " pod=pod-a", b.address + " pod=pod-b"])
+        let path = dir + "/" + file
+        let live = try WatchRun(["file:" + endpoints, "--rps", "200", "--interval", "500ms", "--duration", "6s",
+                                 "--output", output, "--record", path, "-H", "authorization: Bearer s3cret"])
+        sleep(2)
+        try writeEndpoints(endpoints, [a.address + " pod=pod-a", b.address + " pod=pod-b", c.address + " pod=pod-c"])
+        usleep(1_500_000)
+        a.signal(SIGKILL)
+        #expect(live.wait() == 0)
+        for x in [b, c] { x.stop() }
+        #expect(live.out.all.count >= 12, "\(live.err.all)")
+        let replay = try WatchRun([path, "--batch", "--output", output], subcommand: "replay")
+        #expect(replay.wait() == 0, "\(replay.err.all)")
+        #expect(replay.out.all == live.out.all)
+        if output == "json" {
+            let summary = try #require(live.summary)
+            #expect((summary["goAways"] as? Int ?? 0) >= 1 && (summary["failed"] as? Int ?? 0) >= 0, "churn happened: \(summary)")
+            let names = Set((summary["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+            #expect(names == ["pod-a", "pod-b", "pod-c"])
+        }
+        // The bearer token never reaches the file.
+        let text = try String(contentsOfFile: path, encoding: .isoLatin1)
+        #expect(!text.contains("s3cret"))
+        if !file.hasSuffix(".gz") { #expect(text.contains("authorization: [redacted]")) }
+    }
+
+    /// SIGKILL while recording: the file is still readable and holds all but the last second.
+    @Test func sigkillLosesAtMostTheLastSecond() throws {
+        let dir = tempDir()
+        let a = try Backend(name: "pod-a")
+        let endpoints = dir + "/endpoints.txt"
+        try writeEndpoints(endpoints, [a.address])
+        let path = dir + "/killed.jsonl"
+        let live = try WatchRun(["file:" + endpoints, "--rps", "100", "--record", path, "--output", "json"])
+        sleep(4)
+        kill(live.process.processIdentifier, SIGKILL)
+        _ = live.wait()
+        a.stop()
+        let replay = try WatchRun([path, "--batch", "--output", "json", "--interval", "1s"], subcommand: "replay")
+        #expect(replay.wait() == 0, "\(replay.err.all)")
+        let summary = try #require(replay.summary)
+        #expect((summary["seconds"] as? Double ?? 0) >= 2.5, "\(summary)")
+        #expect((summary["total"] as? Int ?? 0) >= 200, "\(summary)")
+        #expect(replay.snapshots.count >= 2)
+    }
+
+    /// Bad recordings: one line, exit 2; a corrupt line: the part before it, then the line, exit 1.
+    @Test func badRecordings() throws {
+        let dir = tempDir()
+        try "not a recording\n".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
+        for (args, expected) in [([dir + "/notes.txt", "--batch"], "is not a grpctop recording"),
+                                 ([dir + "/none.jsonl", "--batch"], "no such file"),
+                                 ([dir + "/notes.txt", "--batch", "--output", "xml"], "--output 'xml' is not known")] {
+            let r = try WatchRun(args, subcommand: "replay")
+            #expect(r.wait() == 2)
+            #expect(r.err.all.count == 1 && r.err.all[0].contains(expected), "\(r.err.all)")
+        }
+        // A recording with a corrupt line in the middle.
+        let a = try Backend(name: "pod-a")
+        try writeEndpoints(dir + "/e.txt", [a.address])
+        let path = dir + "/s.jsonl"
+        let live = try WatchRun(["file:" + dir + "/e.txt", "--rps", "50", "--duration", "2s", "--record", path, "--output", "json"])
+        #expect(live.wait() == 0)
+        a.stop()
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let bad = lines.count / 2
+        lines[bad] = "{\"t\": oops"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try WatchRun([path, "--batch", "--output", "json"], subcommand: "replay")
+        #expect(r.wait() == 1)
+        #expect(r.summary != nil, "the valid part is replayed")
+        #expect(r.err.all.contains { $0.contains("\(path):\(bad + 1): not a recording line") }, "\(r.err.all)")
+    }
+}
