@@ -185,3 +185,54 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+struct ReplayPlayerTests {
+    func recording() throws -> Recording {
+        let path = tempPath("player.jsonl")
+        try write(scriptedEvents(), to: path)
+        return try Recording.read(path: path, version: "0.1.0")
+    }
+
+    /// Seeking anywhere, forwards or backwards, lands on the model playing through gives.
+    @Test func seekEqualsPlayingThrough() throws {
+        let rec = try recording()
+        var rng = SeededGenerator(seed: 7)
+        var player = ReplayPlayer(rec, checkpointEveryMs: 700)
+        for _ in 0..<60 {
+            let t = Millis.random(in: 0...(rec.duration + 500), using: &rng)
+            player.seek(to: t)
+            var straight = Replayer(rec)
+            straight.advance(to: min(t, rec.duration))
+            #expect(Snapshot(player.model) == Snapshot(straight.model), "seek to \(t)")
+            #expect(player.position == min(t, rec.duration))
+        }
+    }
+
+    @Test func clockSpeedPauseAndMarkers() throws {
+        let rec = try recording()
+        var p = ReplayPlayer(rec)
+        p.tick(wallMs: 1000)
+        #expect(p.position == 1000 + rec.lines[0].at)
+        p.changeSpeed(faster: true)
+        #expect(p.speed == 2)
+        p.tick(wallMs: 500)
+        #expect(p.position == 2000)
+        p.togglePause()
+        p.tick(wallMs: 1000)
+        #expect(p.position == 2000 && p.paused)
+        for _ in 0..<10 { p.changeSpeed(faster: true) }
+        #expect(p.speed == 64)
+        for _ in 0..<20 { p.changeSpeed(faster: false) }
+        #expect(p.speed == 0.25)
+        p.seek(to: 0)
+        p.nextMarker()
+        #expect(p.position == p.markers.first && p.model.markers.count == 1)
+        p.seek(to: rec.duration)
+        p.previousMarker()
+        #expect(p.position == p.markers.first)
+        p.togglePause()
+        p.changeSpeed(faster: true)
+        p.tick(wallMs: 100_000)
+        #expect(p.atEnd && p.paused && p.position == rec.duration)
+    }
+}
