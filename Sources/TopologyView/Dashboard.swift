@@ -68,7 +68,7 @@ public enum Dashboard {
         let bottom = height - 1
         var pageSizes: [Pane: Int] = [:]
         if state.showHelp {
-            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo)
+            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
         } else if width >= 160 && height >= 30 {
@@ -129,6 +129,7 @@ public enum Dashboard {
         let errPct = rps > 0 ? errs / rps * 100 : 0
         var right = clock(m)
         if state.paused { right = "PAUSED  " + right }
+        if state.timeline != nil { right = "REPLAY  " + right }
         // What must fit comes first; the target gets what is left, then the RPC kind and clock.
         var parts = "  \(m.policy.rawValue)  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
         if m.channelQueued > 0 { parts += "  queued \(m.channelQueued)" }
@@ -195,6 +196,26 @@ public enum Dashboard {
         m.session == nil ? formatDuration(m.now) : clockAt(m, m.now) + " UTC"
     }
 
+    /// `▶ 01:23 / 05:00 ━━━━●─────── 4×` with markers as `▼` on the bar; returns the width used.
+    static func drawTimeline(_ grid: inout CellGrid, _ t: Timeline, y: Int, _ g: Glyphs) -> Int {
+        func mmss(_ ms: Millis) -> String {
+            let s = max(0, ms) / 1000
+            return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)
+        }
+        let speed = t.speed == t.speed.rounded() ? "\(Int(t.speed))×" : "\(t.speed)×"
+        var x = grid.put(" \(t.paused ? (g.ascii ? "||" : "⏸") : (g.ascii ? ">" : "▶")) \(mmss(t.position)) / \(mmss(t.duration)) ", x: 0, y: y, role: .footerKey)
+        let barWidth = max(10, min(40, grid.width / 4))
+        var bar = Array(repeating: g.ascii ? Character("-") : Character("─"), count: barWidth)
+        let frac = t.duration > 0 ? Double(t.position) / Double(t.duration) : 0
+        let head = min(barWidth - 1, Int(frac * Double(barWidth - 1)))
+        for i in 0..<head { bar[i] = g.ascii ? "=" : "━" }
+        for m in t.markers where t.duration > 0 { bar[min(barWidth - 1, Int(Double(m) / Double(t.duration) * Double(barWidth - 1)))] = g.ascii ? "v" : "▼" }
+        bar[head] = g.ascii ? "o" : "●"
+        x += grid.put(" " + String(bar) + " ", x: x, y: y, role: .footer)
+        x += grid.put(speed + " ", x: x, y: y, role: t.speed == 1 ? .footer : .warning)
+        return x
+    }
+
     static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs, demo: Bool = false) {
         grid.fill(y: y, role: .footer)
         if state.editingFilter {
@@ -202,12 +223,18 @@ public enum Dashboard {
             grid.put(state.filter + "_   (Enter keep, Esc clear)", x: x, y: y, role: .footer)
             return
         }
+        if let text = state.goToText {
+            let x = grid.put(" go to: ", x: 0, y: y, role: .footerKey)
+            grid.put(text + "_   (mm:ss or 90s; Enter go, Esc cancel)", x: x, y: y, role: .footer)
+            return
+        }
         var x = 0
+        if let t = state.timeline { x = drawTimeline(&grid, t, y: y, g) }
         if !state.filter.isEmpty {
             x += grid.put(" filter \"\(state.filter)\" ", x: x, y: y, role: .warning)
         }
         let hints: [(String, String)] = state.showHelp ? [("Esc", "back"), ("?", "close help"), ("q", "quit")]
-            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints(demo: demo))
+            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints(demo: demo, replay: state.timeline != nil))
         for (key, hint) in hints {
             let k = key == "↑↓" ? g.arrows : key
             if x + k.count + hint.count + 2 > grid.width { break }
@@ -564,11 +591,11 @@ public enum Dashboard {
         }
     }
 
-    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false) {
+    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false, replay: Bool = false) {
         grid.fill(y: top, char: g.rule, role: .titleFocused)
         grid.put("\(g.rule) Help \(g.rule) keys ", x: 0, y: top, role: .titleFocused)
         var y = top + 1
-        var lines = KeyMap.bindings(demo: demo).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
+        var lines = KeyMap.bindings(demo: demo, replay: replay).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
         // Too short for one line per key: the six movement keys share one line.
         let movement: Set<Action> = [.up, .down, .pageUp, .pageDown, .top, .bottom]
         if lines.count > bottom - y, let first = lines.firstIndex(where: { movement.contains($0.action) }) {

@@ -29,6 +29,33 @@ public enum ViewCommand: Equatable, Sendable {
     case reconnect(SubchannelID)
     case resolveNow
     case nextScenario
+    case replay(ReplayCommand)
+}
+
+/// What a key asks of the replay clock.
+public enum ReplayCommand: Equatable, Sendable {
+    case togglePause
+    case seek(by: Millis)
+    case goTo(Millis)
+    case faster, slower
+    case start, end
+    case nextMarker, previousMarker
+}
+
+/// Where a replay stands, for the footer's timeline (set by the replay loop before each frame).
+public struct Timeline: Equatable, Sendable {
+    public var position: Millis
+    public var duration: Millis
+    public var speed: Double
+    public var paused: Bool
+    public var markers: [Millis]
+    public init(position: Millis, duration: Millis, speed: Double, paused: Bool, markers: [Millis]) {
+        self.position = position
+        self.duration = duration
+        self.speed = speed
+        self.paused = paused
+        self.markers = markers
+    }
 }
 
 /// The user's view of the model: focus, selection, sorting, filter, overlays. UI-local, so a
@@ -47,6 +74,10 @@ public struct ViewState: Sendable, Equatable {
     public var colors = true
     /// Page size of the focused pane at the last render (for PgUp/PgDn).
     public var pageSize: [Pane: Int] = [:]
+    /// Set in `grpctop replay`: the replay keys are in force and the footer shows the timeline.
+    public var timeline: Timeline?
+    /// The `g` prompt of a replay: the time typed so far.
+    public var goToText: String?
 
     public init() {}
 
@@ -64,8 +95,21 @@ public struct ViewState: Sendable, Equatable {
             clampAll(rows)
             return []
         }
+        if var text = goToText {
+            switch key {
+            case .enter:
+                goToText = nil
+                if let ms = Self.parseTime(text) { return [.replay(.goTo(ms))] }
+            case .escape: goToText = nil
+            case .backspace: if !text.isEmpty { text.removeLast() }; goToText = text
+            case .char(let c) where c.isNumber || c == ":" || c == "." || c == "s" || c == "m" || c == "h": text.append(c); goToText = text
+            case .ctrlC: return [.quit]
+            default: break
+            }
+            return []
+        }
         if key == .resize { return [] }
-        guard let action = KeyMap.action(for: key, demo: model.isDemo) else { return [] }
+        guard let action = KeyMap.action(for: key, demo: model.isDemo, replay: timeline != nil) else { return [] }
         if showHelp && action != .quit && action != .help {
             if action == .back { showHelp = false }
             return []
@@ -102,9 +146,38 @@ public struct ViewState: Sendable, Equatable {
             if let id = reconnectTarget(rows: rows, model: model) { return [.reconnect(id)] }
         case .nextScenario: return [.nextScenario]
         case .resolveNow: return [.resolveNow]
+        case .replayPause: return [.replay(.togglePause)]
+        case .seekBack: return [.replay(.seek(by: -10_000))]
+        case .seekForward: return [.replay(.seek(by: 10_000))]
+        case .seekBackLong: return [.replay(.seek(by: -60_000))]
+        case .seekForwardLong: return [.replay(.seek(by: 60_000))]
+        case .replaySlower: return [.replay(.slower)]
+        case .replayFaster: return [.replay(.faster)]
+        case .replayStart: return [.replay(.start)]
+        case .replayEnd: return [.replay(.end)]
+        case .nextMarker: return [.replay(.nextMarker)]
+        case .previousMarker: return [.replay(.previousMarker)]
+        case .goToTime: goToText = ""
         }
         clampAll(rows)
         return []
+    }
+
+    /// A time typed at the `g` prompt: `mm:ss`, `h:mm:ss`, or a duration (`90s`, `2m`, `1.5m`).
+    public static func parseTime(_ text: String) -> Millis? {
+        if text.contains(":") {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard (2...3).contains(parts.count), let secs = Double(parts.last!), secs >= 0, secs < 60 else { return nil }
+            var total = secs
+            var mult = 60.0
+            for p in parts.dropLast().reversed() {
+                guard let v = Int(p), v >= 0 else { return nil }
+                total += Double(v) * mult
+                mult *= 60
+            }
+            return Millis(total * 1000)
+        }
+        return DurationText.parseMillis(text)
     }
 
     /// The subchannel `x` renews: the one in details, else the selected row of the subchannels

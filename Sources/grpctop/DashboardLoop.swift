@@ -71,6 +71,7 @@ enum DashboardLoop {
                     case .reconnect(let id): engine.submit(.reconnectRequested(id))
                     case .nextScenario: demo?.next()
                     case .resolveNow: engine.submit(.resolutionRequested)
+                    case .replay: break  // only in grpctop replay
                     }
                 }
                 dirty = true

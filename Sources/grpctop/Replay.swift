@@ -10,6 +10,8 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay a recording made with `grpctop watch --record FILE`.",
         discussion: """
+        On a terminal: the dashboard over the recording, with a timeline (space pause, ←/→ seek 10 s, \
+        Shift ±1 min, [ ] speed, Home/End, n/N markers, g go to a time; every view key works). \
         With --batch (or when stdout is not a terminal): the snapshots at the moments the live \
         --batch run printed them (or every --interval of session time), then the summary. \
         Exit status: 0 ok, 1 the recording stops at a corrupt line (what was before it is replayed), \
@@ -23,6 +25,7 @@ struct Replay: ParsableCommand {
     @Option(help: "Stop at this session time.") var to: String?
     @Option(help: "Pace the replay: 1 = as recorded, 2 = twice as fast (default with --batch: as fast as possible).") var speed: Double?
     @Option(help: "Snapshot format: table or json (JSON Lines).") var output = "table"
+    @Flag(name: .customLong("no-color"), help: "No colours in the dashboard (also: NO_COLOR set).") var noColor = false
 
     func run() throws {
         guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
@@ -32,10 +35,21 @@ struct Replay: ParsableCommand {
         let toMs = try to.map { try parseDuration($0, flag: "--to") } ?? .max
         guard toMs >= fromMs else { throw UsageFailure("--to \(to ?? "") is before --from \(from ?? "0s")") }
         if let s = speed { guard s > 0, s <= 1000, s.isFinite else { throw UsageFailure("--speed must be more than 0 (and at most 1000)") } }
+        if !batch, let s = speed, !ReplayPlayer.speeds.contains(s) {
+            throw UsageFailure("--speed \(formatNumber(s)): the dashboard plays at 0.25, 0.5, 1, 2, 4 … 64")
+        }
         let recording: Recording
         do { recording = try Recording.read(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
-        if !batch && (isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0) {
-            throw UsageFailure("replay in the dashboard (timeline, seek, speed keys) is not built yet: use grpctop replay --batch \(file)")
+        if !batch && (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
+            FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; replaying in --batch mode\n".utf8))
+        } else if !batch {
+            if let stop = recording.stoppedAt {
+                FileHandle.standardError.write(Data("grpctop: \(stop.description); replaying everything before it\n".utf8))
+            }
+            let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+            let model = try ReplayLoop.run(recording, speed: speed ?? 1, from: fromMs, colors: colors)
+            print(Summary(model).table(), terminator: "")
+            return
         }
         let json = output == "json"
         var r = Replayer(recording)

@@ -87,3 +87,42 @@ struct RecordReplayTests {
         #expect(r.err.all.contains { $0.contains("\(path):\(bad + 1): not a recording line") }, "\(r.err.all)")
     }
 }
+
+/// The replay dashboard in a real terminal (tmux).
+@Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux"), "tmux is not installed"))
+struct ReplayDashboardTests {
+    @Test func replayDashboardPlaysPausesSeeksAndQuits() throws {
+        let dir = tempDir()
+        let fleet = try (0..<3).map { try Backend(name: "pod-\($0)") }
+        try writeEndpoints(dir + "/e.txt", fleet.enumerated().map { "\($1.address) pod=web-7d9f8c6b5-p\($0)" })
+        let path = dir + "/s.jsonl"
+        let live = try WatchRun(["file:" + dir + "/e.txt", "--rps", "100", "--duration", "5s", "--record", path, "--output", "json"])
+        sleep(3)
+        fleet[1].signal(SIGKILL)
+        #expect(live.wait() == 0)
+        fleet.forEach { $0.stop() }
+
+        // TERM as tmux itself encodes keys (Home, End, Shift-arrows), so curses decodes them.
+        let t = try TmuxSession(width: 140, height: 40, command: "env -u NO_COLOR TERM=screen-256color \(Paths.grpctop) replay \(path); echo EXIT=$?; sleep 60")
+        let first = t.waitFor { $0.contains("REPLAY") && $0.contains("web-7d9f8c6b5-p2") && $0.contains("/ 00:0") }
+        #expect(first != nil, "\(t.screen())")
+        t.keys("Space")
+        #expect(t.waitFor { $0.contains("⏸") } != nil, "paused:\n\(t.screen())")
+        t.keys("End")
+        // At the end the killed pod's subchannel has failed, as it had live.
+        let end = t.waitFor { s in s.contains("TRANSIENT_FAILURE") && s.components(separatedBy: "/ ").count > 1 }
+        #expect(end != nil, "\(t.screen())")
+        t.keys("Home")
+        #expect(t.waitFor { $0.contains("⏸ 00:00 /") } != nil, "\(t.screen())")
+        t.keys("]")
+        #expect(t.waitFor { $0.contains(" 2× ") } != nil)
+        t.keys("g")
+        #expect(t.waitFor { $0.contains("go to:") } != nil)
+        t.keys("0:03", "Enter")
+        #expect(t.waitFor { $0.contains("⏸ 00:03 /") } != nil, "\(t.screen())")
+        t.keys("q")
+        let done = try #require(t.waitFor { $0.contains("EXIT=") }, "\(t.screen())")
+        #expect(done.contains("EXIT=0") && done.contains("summary:"))
+        #expect(t.flag("alternate_on") == "0")
+    }
+}

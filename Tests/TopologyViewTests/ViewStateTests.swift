@@ -4,26 +4,29 @@ import TopologyCore
 
 @Suite struct KeyMapTests {
     /// Every key listed in help dispatches to its action, and no key is bound twice.
-    @Test func everyHelpKeyDispatches() {
+    /// In each mode (live, demo, replay) every key is bound once and dispatches its binding.
+    @Test(arguments: [(false, false), (true, false), (false, true)]) func everyHelpKeyDispatches(demo: Bool, replay: Bool) {
         var seen: [Key: Action] = [:]
-        for b in KeyMap.bindings {
+        for b in KeyMap.bindings(demo: demo, replay: replay) {
             for k in b.keys {
                 #expect(seen[k] == nil, "\(k) bound twice")
                 seen[k] = b.action
-                #expect(KeyMap.action(for: k, demo: true) == b.action)
-                #expect(KeyMap.action(for: k, demo: false) == (b.demoOnly ? nil : b.action))
+                #expect(KeyMap.action(for: k, demo: demo, replay: replay) == b.action)
             }
+            #expect(demo || !b.demoOnly)
+            #expect(replay ? !b.liveOnly : !b.replayOnly)
         }
-        #expect(Set(KeyMap.bindings.map(\.action)) == Set(Action.allCases))
+        // Replay takes Home/End/g from row navigation and drops what would change a live engine.
+        #expect(KeyMap.action(for: .home, replay: true) == .replayStart && KeyMap.action(for: .home) == .top)
+        #expect(KeyMap.action(for: .char("g"), replay: true) == .goToTime && KeyMap.action(for: .char("l"), replay: true) == nil)
     }
 
-    /// The help screen lists every binding, generated from the same table.
     @Test func helpScreenShowsEveryBinding() {
         var s = ViewState()
         s.showHelp = true
         let text = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 120, height: 40).grid.lines.joined(separator: "\n")
-        for b in KeyMap.bindings where !b.demoOnly { #expect(text.contains(b.help), "help lacks \(b.help)") }
-        for b in KeyMap.bindings where b.demoOnly { #expect(!text.contains(b.help), "help outside the demo shows \(b.help)") }
+        for b in KeyMap.bindings(demo: false) { #expect(text.contains(b.help), "help lacks \(b.help)") }
+        for b in KeyMap.bindings where b.demoOnly || b.replayOnly { #expect(!text.contains(b.help), "live help shows \(b.help)") }
     }
 
     /// The footer shows the hints from the key map.
@@ -261,5 +264,43 @@ import TopologyCore
         let text = Dashboard.render(model: s.model, state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
         #expect(text.contains("Endpoints (2)") && text.contains("watch down since 10:00:03 UTC, retry in 4s"), "\(text)")
         #expect(text.contains("connection refused"), "\(text)")
+    }
+}
+
+/// `grpctop replay`'s keys, prompt and footer.
+@Suite struct ReplayViewTests {
+    func replayState() -> ViewState {
+        var s = ViewState()
+        s.timeline = Timeline(position: 83_000, duration: 300_000, speed: 4, paused: false, markers: [150_000])
+        return s
+    }
+
+    @Test func keysBecomeReplayCommands() {
+        var s = replayState()
+        let m = Script.healthyRoundRobin()
+        let rows = PaneRows(model: m, state: s)
+        #expect(s.handle(.char(" "), rows: rows, model: m) == [.replay(.togglePause)])
+        #expect(s.handle(.left, rows: rows, model: m) == [.replay(.seek(by: -10_000))])
+        #expect(s.handle(.shiftRight, rows: rows, model: m) == [.replay(.seek(by: 60_000))])
+        #expect(s.handle(.char("]"), rows: rows, model: m) == [.replay(.faster)])
+        #expect(s.handle(.end, rows: rows, model: m) == [.replay(.end)])
+        #expect(s.handle(.char("N"), rows: rows, model: m) == [.replay(.previousMarker)])
+        #expect(s.handle(.char("l"), rows: rows, model: m) == [], "no policy changes in a replay")
+        #expect(s.handle(.char("g"), rows: rows, model: m) == [] && s.goToText == "")
+        for c in "1:30" { _ = s.handle(.char(c), rows: rows, model: m) }
+        #expect(s.handle(.enter, rows: rows, model: m) == [.replay(.goTo(90_000))] && s.goToText == nil)
+        #expect(ViewState.parseTime("1:02:03") == 3_723_000 && ViewState.parseTime("90s") == 90_000 && ViewState.parseTime("1:75") == nil)
+    }
+
+    @Test func footerShowsTheTimeline() {
+        var s = replayState()
+        let text = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 160, height: 40).grid.lines
+        let footer = text.last ?? ""
+        #expect(footer.contains("▶ 01:23 / 05:00") && footer.contains("●") && footer.contains("▼") && footer.contains("4×"), "\(footer)")
+        #expect(footer.contains("←→ seek") && footer.contains("[ ] speed"), "\(footer)")
+        #expect(text[0].contains("REPLAY"))
+        s.goToText = "2:"
+        let prompt = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 160, height: 40).grid.lines.last ?? ""
+        #expect(prompt.contains("go to: 2:_"))
     }
 }
