@@ -130,6 +130,7 @@ public enum Dashboard {
         var right = clock(m)
         if state.paused { right = "PAUSED  " + right }
         if state.timeline != nil { right = "REPLAY  " + right }
+        if let rec = state.recording { right = rec + "  " + right }
         // What must fit comes first; the target gets what is left, then the RPC kind and clock.
         var parts = "  \(m.policy.rawValue)  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
         if m.channelQueued > 0 { parts += "  queued \(m.channelQueued)" }
@@ -221,6 +222,11 @@ public enum Dashboard {
         if state.editingFilter {
             let x = grid.put(" filter: ", x: 0, y: y, role: .footerKey)
             grid.put(state.filter + "_   (Enter keep, Esc clear)", x: x, y: y, role: .footer)
+            return
+        }
+        if let text = state.markerText {
+            let x = grid.put(" marker label: ", x: 0, y: y, role: .footerKey)
+            grid.put(text + "_   (Enter mark, Esc cancel; empty is fine)", x: x, y: y, role: .footer)
             return
         }
         if let text = state.goToText {

@@ -13,7 +13,7 @@ public enum Key: Hashable, Sendable {
 public enum Action: String, Sendable, CaseIterable {
     case quit, help, focusNext, focusPrevious, up, down, pageUp, pageDown, top, bottom
     case details, back, sort, sortReverse, filter, pause, cyclePolicy, faster, slower, colors
-    case resolveNow, reconnect, nextScenario
+    case resolveNow, reconnect, nextScenario, marker
     // grpctop replay
     case replayPause, seekBack, seekForward, seekBackLong, seekForwardLong, replaySlower, replayFaster
     case replayStart, replayEnd, nextMarker, previousMarker, goToTime
@@ -71,6 +71,7 @@ public enum KeyMap {
         KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower, liveOnly: true),
         KeyBinding(keys: [.char("r")], keyLabel: "r", hint: nil, help: "ask the resolver for a fresh answer now (DNS lookup, k8s relist)", action: .resolveNow, liveOnly: true),
         KeyBinding(keys: [.char("x")], keyLabel: "x", hint: nil, help: "renew the selected subchannel's connection (a ClusterIP may move it)", action: .reconnect, liveOnly: true),
+        KeyBinding(keys: [.char("m")], keyLabel: "m", hint: nil, help: "mark this moment with a label (n/N find it in a replay)", action: .marker, liveOnly: true),
         KeyBinding(keys: [.char("c")], keyLabel: "c", hint: "colors", help: "colours on or off", action: .colors),
         KeyBinding(keys: [.char("n")], keyLabel: "n", hint: "next", help: "skip to the next demo scenario", action: .nextScenario, demoOnly: true),
     ]

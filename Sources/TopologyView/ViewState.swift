@@ -29,6 +29,7 @@ public enum ViewCommand: Equatable, Sendable {
     case reconnect(SubchannelID)
     case resolveNow
     case nextScenario
+    case marker(String)
     case replay(ReplayCommand)
 }
 
@@ -78,6 +79,10 @@ public struct ViewState: Sendable, Equatable {
     public var timeline: Timeline?
     /// The `g` prompt of a replay: the time typed so far.
     public var goToText: String?
+    /// The `m` prompt: the marker's label typed so far.
+    public var markerText: String?
+    /// "REC 1.2 MB" while recording (set by the loop), shown in the header.
+    public var recording: String?
 
     public init() {}
 
@@ -93,6 +98,19 @@ public struct ViewState: Sendable, Equatable {
             default: break
             }
             clampAll(rows)
+            return []
+        }
+        if var text = markerText {
+            switch key {
+            case .enter:
+                markerText = nil
+                return [.marker(text)]
+            case .escape: markerText = nil
+            case .backspace: if !text.isEmpty { text.removeLast() }; markerText = text
+            case .char(let c): if text.count < 80 { text.append(c) }; markerText = text
+            case .ctrlC: return [.quit]
+            default: break
+            }
             return []
         }
         if var text = goToText {
@@ -158,6 +176,7 @@ public struct ViewState: Sendable, Equatable {
         case .nextMarker: return [.replay(.nextMarker)]
         case .previousMarker: return [.replay(.previousMarker)]
         case .goToTime: goToText = ""
+        case .marker: markerText = ""
         }
         clampAll(rows)
         return []

@@ -20,13 +20,13 @@ protocol DemoDriver: AnyObject {
 ///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
 /// ```
 enum DashboardLoop {
-    static func run(engine: Engine, colors: Bool) throws -> (Model, String?) {
-        try run(engine: { engine }, colors: colors, demo: nil)
+    static func run(engine: Engine, colors: Bool, recording: (() -> String?)? = nil) throws -> (Model, String?) {
+        try run(engine: { engine }, colors: colors, demo: nil, recording: recording)
     }
 
     /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end. `engine` is read
     /// before every frame: the demo swaps it between scenarios.
-    static func run(engine current: () -> Engine, colors: Bool, demo: DemoDriver?) throws -> (Model, String?) {
+    static func run(engine current: () -> Engine, colors: Bool, demo: DemoDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         var engine = current()
         let term: CursesTerminal
         do {
@@ -72,6 +72,7 @@ enum DashboardLoop {
                     case .nextScenario: demo?.next()
                     case .resolveNow: engine.submit(.resolutionRequested)
                     case .replay: break  // only in grpctop replay
+                    case .marker(let label): engine.submit(.marker(label))
                     }
                 }
                 dirty = true
@@ -82,6 +83,7 @@ enum DashboardLoop {
             // Some terminals (kubectl exec) report 0×0 until the first resize: wait for it.
             guard w > 0 && h > 0 else { continue }
             model = try engine.withModel { $0 }.wait()
+            state.recording = recording?()
             let frame = Dashboard.render(model: frozen ?? model, state: state, width: w, height: h, glyphs: glyphs, previousRows: rows)
             state.pageSize = frame.pageSizes
             rows = frame.rows

@@ -43,7 +43,7 @@ enum ReplayLoop {
                         case .nextMarker: player.nextMarker()
                         case .previousMarker: player.previousMarker()
                         }
-                    case .setPolicy, .setTraffic, .reconnect, .resolveNow, .nextScenario: break
+                    case .setPolicy, .setTraffic, .reconnect, .resolveNow, .nextScenario, .marker: break
                     }
                 }
                 dirty = true

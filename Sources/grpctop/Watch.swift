@@ -273,7 +273,9 @@ struct Watch: ParsableCommand {
         let engine = makeEngine(o, group, recorder: recorder)
         try engine.start().wait()
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        let (_, note) = try DashboardLoop.run(engine: engine, colors: colors)
+        let (_, note) = try DashboardLoop.run(engine: engine, colors: colors, recording: recorder.map { r in
+            { "REC \(formatBytes(r.bytesOnDisk))" + (r.error != nil ? " FAILED" : "") }
+        })
         let model = try engine.stop(grace: .seconds(1)).wait()
         let summary = Summary(model)
         if let note { FileHandle.standardError.write(Data("grpctop: \(note)\n".utf8)) }
@@ -346,6 +348,13 @@ struct KubeRBACCommand: ParsableCommand {
         }
         print(KubeRBAC.yaml(namespace: namespace, serviceAccount: serviceAccount), terminator: "")
     }
+}
+
+/// 1.2 MB, 340 kB, 12 B.
+func formatBytes(_ n: Int64) -> String {
+    if n >= 1_000_000 { return String(format: "%.1f MB", Double(n) / 1e6) }
+    if n >= 1000 { return "\(n / 1000) kB" }
+    return "\(n) B"
 }
 
 func formatNumber(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }

@@ -91,35 +91,48 @@ struct RecordReplayTests {
 /// The replay dashboard in a real terminal (tmux).
 @Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux"), "tmux is not installed"))
 struct ReplayDashboardTests {
-    @Test func replayDashboardPlaysPausesSeeksAndQuits() throws {
+    /// Recorded from the live dashboard (REC in the header, `m` marks a moment with a label),
+    /// then replayed in the dashboard: play, pause, seek, speed, go to, the marker, quit.
+    @Test func recordLiveThenReplayInTheDashboard() throws {
         let dir = tempDir()
         let fleet = try (0..<3).map { try Backend(name: "pod-\($0)") }
+        defer { fleet.forEach { $0.stop() } }
         try writeEndpoints(dir + "/e.txt", fleet.enumerated().map { "\($1.address) pod=web-7d9f8c6b5-p\($0)" })
-        let path = dir + "/s.jsonl"
-        let live = try WatchRun(["file:" + dir + "/e.txt", "--rps", "100", "--duration", "5s", "--record", path, "--output", "json"])
-        sleep(3)
-        fleet[1].signal(SIGKILL)
-        #expect(live.wait() == 0)
-        fleet.forEach { $0.stop() }
-
+        let path = dir + "/s.jsonl.gz"
         // TERM as tmux itself encodes keys (Home, End, Shift-arrows), so curses decodes them.
-        let t = try TmuxSession(width: 140, height: 40, command: "env -u NO_COLOR TERM=screen-256color \(Paths.grpctop) replay \(path); echo EXIT=$?; sleep 60")
+        let env = "env -u NO_COLOR TERM=screen-256color"
+        let live = try TmuxSession(width: 140, height: 40, command: "\(env) \(Paths.grpctop) watch file:\(dir)/e.txt --rps 100 --record \(path); echo EXIT=$?; sleep 60")
+        #expect(live.waitFor { $0.contains("REC ") && $0.components(separatedBy: "READY").count - 1 >= 4 } != nil, "\(live.screen())")
+        sleep(2)
+        live.keys("m")
+        #expect(live.waitFor { $0.contains("marker label:") } != nil)
+        live.keys("saw it", "Enter")
+        #expect(live.waitFor { $0.contains("marker: saw it") } != nil, "\(live.screen())")
+        fleet[1].signal(SIGKILL)
+        #expect(live.waitFor { $0.contains("TRANSIENT_FAILURE") } != nil)
+        sleep(1)
+        live.keys("q")
+        #expect(live.waitFor { $0.contains("EXIT=0") } != nil, "\(live.screen())")
+
+        let t = try TmuxSession(width: 140, height: 40, command: "\(env) \(Paths.grpctop) replay \(path); echo EXIT=$?; sleep 60")
         let first = t.waitFor { $0.contains("REPLAY") && $0.contains("web-7d9f8c6b5-p2") && $0.contains("/ 00:0") }
         #expect(first != nil, "\(t.screen())")
+        #expect(first?.contains("▼") == true, "the marker on the timeline")
         t.keys("Space")
         #expect(t.waitFor { $0.contains("⏸") } != nil, "paused:\n\(t.screen())")
-        t.keys("End")
-        // At the end the killed pod's subchannel has failed, as it had live.
-        let end = t.waitFor { s in s.contains("TRANSIENT_FAILURE") && s.components(separatedBy: "/ ").count > 1 }
-        #expect(end != nil, "\(t.screen())")
         t.keys("Home")
         #expect(t.waitFor { $0.contains("⏸ 00:00 /") } != nil, "\(t.screen())")
+        t.keys("n")
+        #expect(t.waitFor { $0.contains("marker: saw it") && !$0.contains("⏸ 00:00 /") } != nil, "n jumps to the marker:\n\(t.screen())")
+        t.keys("End")
+        // At the end the killed pod's subchannel has failed, as it had live.
+        #expect(t.waitFor { $0.contains("TRANSIENT_FAILURE") } != nil, "\(t.screen())")
         t.keys("]")
         #expect(t.waitFor { $0.contains(" 2× ") } != nil)
         t.keys("g")
         #expect(t.waitFor { $0.contains("go to:") } != nil)
-        t.keys("0:03", "Enter")
-        #expect(t.waitFor { $0.contains("⏸ 00:03 /") } != nil, "\(t.screen())")
+        t.keys("0:01", "Enter")
+        #expect(t.waitFor { $0.contains("⏸ 00:01 /") } != nil, "\(t.screen())")
         t.keys("q")
         let done = try #require(t.waitFor { $0.contains("EXIT=") }, "\(t.screen())")
         #expect(done.contains("EXIT=0") && done.contains("summary:"))

@@ -303,4 +303,17 @@ import TopologyCore
         let prompt = Dashboard.render(model: Script.healthyRoundRobin(), state: s, width: 160, height: 40).grid.lines.last ?? ""
         #expect(prompt.contains("go to: 2:_"))
     }
+
+    @Test func markerPromptAndRecordingIndicator() {
+        var s = ViewState()
+        let m = Script.healthyRoundRobin()
+        let rows = PaneRows(model: m, state: s)
+        #expect(s.handle(.char("m"), rows: rows, model: m) == [] && s.markerText == "")
+        for c in "rollout v2" { _ = s.handle(.char(c), rows: rows, model: m) }
+        let prompt = Dashboard.render(model: m, state: s, width: 120, height: 40).grid.lines.last ?? ""
+        #expect(prompt.contains("marker label: rollout v2_"))
+        #expect(s.handle(.enter, rows: rows, model: m) == [.marker("rollout v2")] && s.markerText == nil)
+        s.recording = "REC 1.2 MB"
+        #expect(Dashboard.render(model: m, state: s, width: 160, height: 40).grid.lines[0].contains("REC 1.2 MB"))
+    }
 }
