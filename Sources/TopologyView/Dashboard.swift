@@ -139,7 +139,7 @@ public enum Dashboard {
         let fixed = 9 + parts.count + fairText.count
         var showRPC = grid.width - fixed - rpcText.count - right.count - 2 >= 20
         var showClock = grid.width - fixed - right.count - 2 >= 16
-        if !showClock && state.paused { right = "PAUSED"; showClock = true }
+        if !showClock && (state.paused || state.timeline != nil) { right = state.timeline != nil ? "REPLAY" : "PAUSED"; showClock = true }
         if !showClock { showRPC = false }
         let targetRoom = grid.width - fixed - (showRPC ? rpcText.count : 0) - (showClock ? right.count + 2 : 0) - 1
         var x = grid.put(" grpctop ", x: 0, y: 0, role: .accent)

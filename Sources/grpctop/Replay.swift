@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TopologyCore
 import TopologyRecording
+import TopologyView
 
 /// `grpctop replay FILE`: a recording played back through the same model. `--batch` prints the
 /// snapshots and the summary exactly as the live batch run did (at the moments it printed
@@ -26,6 +27,9 @@ struct Replay: ParsableCommand {
     @Option(help: "Pace the replay: 1 = as recorded, 2 = twice as fast (default with --batch: as fast as possible).") var speed: Double?
     @Option(help: "Snapshot format: table or json (JSON Lines).") var output = "table"
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard (also: NO_COLOR set).") var noColor = false
+    @Option(name: .customLong("export-cast"), help: "Render the replay to an asciicast v2 file (asciinema play FILE) instead.") var exportCast: String?
+    @Option(help: "Terminal size of --export-cast, COLUMNSxROWS.") var size = "120x40"
+    @Option(help: "Frames per second of session time in --export-cast.") var fps = 4.0
 
     func run() throws {
         guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
@@ -40,6 +44,20 @@ struct Replay: ParsableCommand {
         }
         let recording: Recording
         do { recording = try Recording.read(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+        if let cast = exportCast {
+            let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, (Dashboard.minWidth...1000).contains(parts[0]), (Dashboard.minHeight...500).contains(parts[1]) else {
+                throw UsageFailure("--size '\(size)' must be COLUMNSxROWS, at least \(Dashboard.minWidth)x\(Dashboard.minHeight), e.g. 120x40")
+            }
+            guard fps > 0, fps <= 60 else { throw UsageFailure("--fps must be more than 0 (and at most 60)") }
+            let r = try CastExport.write(recording, to: cast, width: parts[0], height: parts[1], speed: speed ?? 1, fps: fps, from: fromMs, to: toMs)
+            FileHandle.standardError.write(Data("grpctop: wrote \(cast): \(r.frames) frames, \(formatDuration(r.durationMs)) at \(formatNumber(speed ?? 1))×, \(parts[0])x\(parts[1])\n".utf8))
+            if let stop = recording.stoppedAt {
+                FileHandle.standardError.write(Data("grpctop: \(stop.description); exported everything before it\n".utf8))
+                throw ExitCode(1)
+            }
+            return
+        }
         if !batch && (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
             FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; replaying in --batch mode\n".utf8))
         } else if !batch {
@@ -88,5 +106,48 @@ struct Replay: ParsableCommand {
     func printSnapshot(_ m: Model, json: Bool) throws {
         let s = Snapshot(m)
         print(json ? try jsonLine(s) : s.table())
+    }
+}
+
+/// `replay --export-cast`: the dashboard rendered at fixed steps of session time into an
+/// asciicast v2 file (a JSON header line, then `[seconds, "o", text]` lines).
+enum CastExport {
+    static func write(_ recording: Recording, to path: String, width: Int, height: Int, speed: Double, fps: Double, from: Millis, to: Millis) throws -> (frames: Int, durationMs: Int64) {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
+            throw UsageFailure("--export-cast \(path): cannot create it")
+        }
+        defer { try? out.close() }
+        var player = ReplayPlayer(recording, speed: 1)
+        player.setPaused(true)
+        let start = max(from, 0)
+        let end = min(to, recording.duration)
+        let header: [String: Any] = ["version": 2, "width": width, "height": height,
+                                     "timestamp": Int(recording.header.startedAt + Double(start) / 1000),
+                                     "title": "grpctop replay \(recording.header.target)",
+                                     "env": ["TERM": "xterm-256color", "SHELL": "/bin/sh"]]
+        out.write(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) + Data("\n".utf8))
+        let step = Millis(max(1, (1000 / fps).rounded()))
+        var previous: CellGrid?
+        var rows: PaneRows?
+        var frames = 0
+        var t = start
+        var state = ViewState()
+        while true {
+            player.seek(to: t)
+            state.timeline = Timeline(position: player.position, duration: recording.duration, speed: speed, paused: false, markers: player.markers)
+            let frame = Dashboard.render(model: player.model, state: state, width: width, height: height, previousRows: rows)
+            rows = frame.rows
+            let text = ANSIFrame.update(from: previous, to: frame.grid)
+            if !text.isEmpty {
+                let seconds = Double(t - start) / 1000 / speed
+                let line = try JSONSerialization.data(withJSONObject: [(seconds * 1000).rounded() / 1000, "o", text] as [Any])
+                out.write(line + Data("\n".utf8))
+                frames += 1
+            }
+            previous = frame.grid
+            if t >= end { break }
+            t = min(end, t + step)
+        }
+        return (frames, Int64(Double(end - start) / speed))
     }
 }

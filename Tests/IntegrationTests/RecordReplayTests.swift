@@ -139,3 +139,66 @@ struct ReplayDashboardTests {
         #expect(t.flag("alternate_on") == "0")
     }
 }
+
+struct CastExportTests {
+    /// `--export-cast`: an asciicast v2 file (header, then [time, "o", text] events with rising
+    /// times) whose last frame is the replay's end: the timeline at the end and every pod.
+    @Test func exportCastIsAsciicastV2() throws {
+        let dir = tempDir()
+        let fleet = try (0..<2).map { try Backend(name: "pod-\($0)") }
+        try writeEndpoints(dir + "/e.txt", fleet.enumerated().map { "\($1.address) pod=web-7d9f8c6b5-p\($0)" })
+        let path = dir + "/s.jsonl"
+        let live = try WatchRun(["file:" + dir + "/e.txt", "--rps", "50", "--duration", "3s", "--record", path, "--output", "json"])
+        #expect(live.wait() == 0)
+        fleet.forEach { $0.stop() }
+        let cast = dir + "/out.cast"
+        let run = try WatchRun([path, "--export-cast", cast, "--size", "100x30", "--speed", "2"], subcommand: "replay")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let lines = try String(contentsOfFile: cast, encoding: .utf8).split(separator: "\n").map(String.init)
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(header["version"] as? Int == 2 && header["width"] as? Int == 100 && header["height"] as? Int == 30)
+        var times: [Double] = []
+        var chunks: [String] = []
+        for l in lines.dropFirst() {
+            let e = try #require(try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [Any])
+            #expect(e.count == 3 && e[1] as? String == "o")
+            times.append(e[0] as? Double ?? Double(e[0] as? Int ?? -1))
+            chunks.append(e[2] as? String ?? "")
+        }
+        #expect(times.count >= 5 && times == times.sorted() && times.first == 0)
+        #expect((times.last ?? 0) >= 1.0 && (times.last ?? 0) <= 2.0, "3 s at 2× ≈ 1.5 s: \(times.last ?? 0)")
+        let screen = emulateCast(chunks, width: 100, height: 30)
+        let footer = screen.last { !$0.isEmpty } ?? ""
+        let positions = footer.components(separatedBy: " / ")
+        #expect(positions.count == 2 && positions[0].hasSuffix(String(positions[1].prefix(5))), "the last frame is the end: \(footer)")
+        #expect(screen.contains { $0.contains("web-7d9f8c6b5-p0") } && screen.contains { $0.contains("web-7d9f8c6b5-p1") })
+        #expect(screen[0].contains("REPLAY"))
+    }
+
+    func emulateCast(_ chunks: [String], width: Int, height: Int) -> [String] {
+        var screen = Array(repeating: Array(repeating: Character(" "), count: width), count: height)
+        var row = 0, col = 0
+        for text in chunks {
+            var it = Array(text)[...]
+            while let c = it.popFirst() {
+                if c == "\u{1B}", it.first == "[" {
+                    it.removeFirst()
+                    var params = ""
+                    while let p = it.first, !p.isLetter { params.append(p); it.removeFirst() }
+                    let cmd = it.popFirst()
+                    if cmd == "H" {
+                        let nums = params.split(separator: ";").compactMap { Int($0) }
+                        row = (nums.first ?? 1) - 1
+                        col = (nums.count > 1 ? nums[1] : 1) - 1
+                    } else if cmd == "J" {
+                        screen = Array(repeating: Array(repeating: " ", count: width), count: height)
+                    }
+                    continue
+                }
+                if row < height && col < width { screen[row][col] = c }
+                col += 1
+            }
+        }
+        return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
+    }
+}

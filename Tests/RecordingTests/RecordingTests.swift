@@ -236,3 +236,52 @@ struct ReplayPlayerTests {
         #expect(p.atEnd && p.paused && p.position == rec.duration)
     }
 }
+
+/// A minimal terminal for asciicast text: clear, cursor moves `ESC[r;cH`, SGR ignored.
+func emulate(_ chunks: [String], width: Int, height: Int) -> [String] {
+    var screen = Array(repeating: Array(repeating: Character(" "), count: width), count: height)
+    var row = 0, col = 0
+    for text in chunks {
+        var it = Array(text)[...]
+        while let c = it.popFirst() {
+            if c == "\u{1B}", it.first == "[" {
+                it.removeFirst()
+                var params = ""
+                while let p = it.first, !p.isLetter { params.append(p); it.removeFirst() }
+                let cmd = it.popFirst()
+                if cmd == "H" {
+                    let nums = params.split(separator: ";").compactMap { Int($0) }
+                    row = (nums.first ?? 1) - 1
+                    col = (nums.count > 1 ? nums[1] : 1) - 1
+                } else if cmd == "J" {
+                    screen = Array(repeating: Array(repeating: " ", count: width), count: height)
+                }
+                continue
+            }
+            if row < height && col < width { screen[row][col] = c }
+            col += 1
+        }
+    }
+    return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
+}
+
+struct ANSIFrameTests {
+    /// Frame updates (only changed rows after the first) rebuild exactly the rendered grid.
+    @Test func updatesRebuildTheGrid() throws {
+        let events = scriptedEvents()
+        var chunks: [String] = []
+        var previous: CellGrid?
+        var m = Model()
+        var last: CellGrid?
+        for (i, e) in events.enumerated() {
+            _ = m.apply(e)
+            guard i % 5 == 0 || i == events.count - 1 else { continue }
+            let grid = Dashboard.render(model: m, state: ViewState(), width: 100, height: 30).grid
+            chunks.append(ANSIFrame.update(from: previous, to: grid))
+            previous = grid
+            last = grid
+            #expect(emulate(chunks, width: 100, height: 30) == grid.lines, "after event \(i)")
+        }
+        #expect(ANSIFrame.update(from: last, to: last!) == "", "an unchanged frame writes nothing")
+    }
+}
