@@ -95,6 +95,7 @@ let package = Package(
             dependencies: [
                 "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),

@@ -22,6 +22,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
     @Option(help: "Benchmark DNS lookups and applying their answers instead: dns://SERVER:PORT/NAME:PORT.") var dns: String?
     @Flag(help: "Benchmark the kubernetes resolver instead: 5,000 endpoints in 50 slices from a stand-in API server.") var kubernetes = false
+    @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
+    @Option(help: "Minutes of synthetic session for --recording.") var minutes = 1.0
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -48,6 +50,11 @@ struct Bench: ParsableCommand {
         if let dns {
             let r = try DNSBenchmark.run(target: dns, lookups: runs * 10)
             try printReport(r, json: output == "json", table: DNSBenchmark.table(r))
+            return
+        }
+        if recording {
+            let r = try RecordingBenchmark.run(minutes: minutes)
+            try printReport(r, json: output == "json", table: RecordingBenchmark.table(r))
             return
         }
         if kubernetes {

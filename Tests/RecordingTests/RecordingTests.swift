@@ -285,3 +285,27 @@ struct ANSIFrameTests {
         #expect(ANSIFrame.update(from: last, to: last!) == "", "an unchanged frame writes nothing")
     }
 }
+
+struct CompactTickTests {
+    @Test func statsTicksRoundTripCompactly() throws {
+        var a = RPCDelta()
+        a.started = 30; a.succeeded = 27; a.failed = 3; a.codes = [14: 2, 4: 1]; a.messagesSent = 30; a.messagesReceived = 27
+        a.latency.values = [900, 1024, 2048, 90_000]; a.latency.counts = [10, 9, 7, 1]
+        var b = a
+        b.failed = 0; b.codes = [:]
+        var other = a
+        other.started = 5
+        let tick = StatsTick(subchannels: [SubchannelTick(id: 1, activeStreams: 3, queued: 1, delta: a),
+                                           SubchannelTick(id: 2, activeStreams: 0, queued: 0, delta: other)],
+                             backends: [BackendTick(name: "pod-a", delta: a), BackendTick(name: "pod-b", delta: b)],
+                             unassigned: b, channelQueued: 4)
+        let data = try JSONEncoder().encode(tick)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("-1"), "subchannel 1 refers to backend pod-a: \(text)")
+        #expect(try JSONDecoder().decode(StatsTick.self, from: data) == tick)
+        // Damaged: a reference to a backend the tick does not have, latency pairs cut in half.
+        for bad in [#"{"b":[],"s":[[1,0,0,-3]]}"#, #"{"b":[["x",[1,1,0,1,1,[900]]]],"s":[]}"#, #"{"b":[["x",[1,1,0,1,1,[18446744073709551615,1,5,1]]]],"s":[]}"#] {
+            #expect(throws: (any Error).self) { try JSONDecoder().decode(StatsTick.self, from: Data(bad.utf8)) }
+        }
+    }
+}
