@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import TopologyCore
+import TopologyRecording
 import TopologyResolvers
 import TopologyServer
 import TopologyTransport
@@ -27,6 +28,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Seed for kube-proxy's random pod picks (clusterip, max-age), to replay a story exactly.") var seed: UInt64?
     @Option(help: "Snapshot format with --batch: table or json.") var output = "table"
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard.") var noColor = false
+    @Option(help: "Record the scenario's events to FILE (FILE.gz compresses) for grpctop replay; needs --scenario.") var record: String?
 
     func run() throws {
         if list {
@@ -47,6 +49,19 @@ struct Demo: ParsableCommand {
         guard speed > 0, speed <= 100 else { throw UsageFailure("--speed must be between 0 and 100 (1 is the normal pace)") }
         guard (2...20).contains(pods) else { throw UsageFailure("--pods must be between 2 and 20") }
         guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
+        if record != nil && scenario == nil {
+            throw UsageFailure("--record records one scenario: add --scenario NAME (see --list)")
+        }
+        let recorder = try record.map { path in
+            do {
+                return try RecordingWriter(path: path, header: RecordingHeader(
+                    grpctop: GRPCTop.version, target: "demo:\(first.name)", options: Redaction.options(Array(CommandLine.arguments.dropFirst())),
+                    startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
+            } catch {
+                throw UsageFailure((error as? RecordingError)?.description ?? "\(error)")
+            }
+        }
+        defer { recorder?.close() }
         let headless = batch || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0
         if !batch && headless {
             FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
@@ -74,10 +89,13 @@ struct Demo: ParsableCommand {
             let stories = scenario == nil ? DemoScenario.loopOrder : [first]
             var allPassed = true
             for story in stories {
-                let run = try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+                let run = try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup, recorder: recorder)
                 while !run.controller.finished {
                     Thread.sleep(forTimeInterval: 1)
-                    let snapshot = try run.engine.withModel { Snapshot($0) }.wait()
+                    let snapshot = try run.engine.withModel { m in
+                        recorder?.markSnapshot(at: m.now)
+                        return Snapshot(m)
+                    }.wait()
                     print(output == "json" ? try jsonLine(snapshot) : snapshot.table())
                     fflush(nil)
                 }
@@ -91,11 +109,16 @@ struct Demo: ParsableCommand {
         }
 
         let (pods, speed, seed) = (pods, speed, seed)
+        var firstRun = true
         let session = try DemoSession(first: first, loop: scenario == nil) { story in
-            try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup)
+            // Only the scenario asked for is recorded (one session per recording).
+            defer { firstRun = false }
+            return try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup, recorder: firstRun ? recorder : nil)
         }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session)
+        let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session, recording: recorder.map { r in
+            { "REC \(formatBytes(r.bytesOnDisk))" }
+        })
         let (model, verdicts, current) = session.finish()
         for v in verdicts.dropLast(current == nil ? 0 : 1) { print(v.line) }
         try report(model, current)
@@ -110,7 +133,7 @@ final class DemoRun: @unchecked Sendable {
     let engine: Engine
     let controller: DemoController
 
-    init(story: DemoScenario, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup) throws {
+    init(story: DemoScenario, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup, recorder: RecordingWriter? = nil) throws {
         fleet = DemoFleet(group: serverGroup)
         if story.usesProxy {
             let p = seed.map { TCPProxy(group: serverGroup, rng: SeededGenerator(seed: $0)) } ?? TCPProxy(group: serverGroup)
@@ -128,6 +151,7 @@ final class DemoRun: @unchecked Sendable {
         config.timeoutMs = 5000
         config.version = GRPCTop.version
         engine = try Engine(config: config, resolver: resolver, loop: group.next())
+        if let recorder { engine.observe { timed, _ in recorder.record(timed) } }
         controller = DemoController(story: story, fleet: fleet, proxy: proxy, resolver: resolver, engine: engine, pods: pods, speed: speed)
         try engine.start().wait()
         controller.start()

@@ -202,3 +202,18 @@ struct CastExportTests {
         return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
     }
 }
+
+struct DemoRecordTests {
+    /// `demo --scenario X --record F`: the replay prints the demo's snapshots and summary.
+    @Test func demoScenarioRecordsAndReplays() throws {
+        let path = tempDir() + "/demo.jsonl.gz"
+        let demo = try WatchRun(["--scenario", "headless", "--batch", "--speed", "4", "--output", "json", "--record", path], subcommand: "demo")
+        #expect(demo.wait(timeout: 90) == 0, "\(demo.err.all)")
+        let replay = try WatchRun([path, "--batch", "--output", "json"], subcommand: "replay")
+        #expect(replay.wait() == 0, "\(replay.err.all)")
+        let live = demo.out.all.filter { !$0.contains("\"type\":\"verdict\"") }
+        #expect(live.count >= 3 && replay.out.all == live)
+        let noScenario = try WatchRun(["--batch", "--record", path], subcommand: "demo")
+        #expect(noScenario.wait() == 2 && noScenario.err.all.first?.contains("--record records one scenario: add --scenario NAME") == true)
+    }
+}

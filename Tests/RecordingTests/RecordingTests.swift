@@ -309,3 +309,32 @@ struct CompactTickTests {
         }
     }
 }
+
+struct ReplayFrameTests {
+    /// Frames rendered from the replay at chosen moments (sought in a shuffled order) equal the
+    /// frames the live session showed at those moments.
+    @Test func framesAtChosenMomentsEqualTheLiveOnes() throws {
+        let events = scriptedEvents()
+        let path = tempPath("frames.jsonl.gz")
+        try write(events, to: path)
+        let rec = try Recording.read(path: path, version: "0.1.0")
+        var live = Model()
+        var liveFrames: [Millis: [String]] = [:]
+        let chosen: Set<Int> = [1, 9, 14, 22, events.count - 2, events.count - 1]
+        for (i, e) in events.enumerated() {
+            _ = live.apply(e)
+            // Only where the next event is later (a moment the screen could show).
+            if chosen.contains(i), i + 1 == events.count || events[i + 1].at > e.at {
+                liveFrames[e.at] = Dashboard.render(model: live, state: ViewState(), width: 120, height: 40).grid.lines
+            }
+        }
+        #expect(liveFrames.count >= 4)
+        var player = ReplayPlayer(rec, checkpointEveryMs: 1000)
+        var rng = SeededGenerator(seed: 3)
+        for t in liveFrames.keys.shuffled(using: &rng) + liveFrames.keys.sorted().reversed() {
+            player.seek(to: t)
+            let replayed = Dashboard.render(model: player.model, state: ViewState(), width: 120, height: 40).grid.lines
+            #expect(replayed == liveFrames[t], "frame at \(t) ms")
+        }
+    }
+}
