@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import TopologyCore
 
 /// A layer-4 TCP proxy that plays kube-proxy for a ClusterIP Service: one virtual address, and
 /// for each *connection* a backend picked at random (iptables mode), then bytes copied both ways
@@ -80,19 +81,6 @@ public final class TCPProxy: @unchecked Sendable {
     public func stop() {
         let ch = lock.withLock { channel }
         try? ch?.close().wait()
-    }
-}
-
-/// SplitMix64: a seeded generator, so a demo's kube-proxy picks can be replayed (`--seed`).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

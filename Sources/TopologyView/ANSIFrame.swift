@@ -49,3 +49,34 @@ public enum ANSIFrame {
         return out
     }
 }
+
+/// The inverse of `ANSIFrame` for checking it: a screen that understands exactly what
+/// `ANSIFrame.update` writes (clear, cursor moves, SGR — ignored) and returns its rows' text.
+public enum ANSIScreen {
+    public static func lines(of chunks: [String], width: Int, height: Int) -> [String] {
+        var screen = Array(repeating: Array(repeating: Character(" "), count: width), count: height)
+        var row = 0, col = 0
+        for text in chunks {
+            var it = Array(text)[...]
+            while let c = it.popFirst() {
+                if c == "\u{1B}", it.first == "[" {
+                    it.removeFirst()
+                    var params = ""
+                    while let p = it.first, !p.isLetter { params.append(p); it.removeFirst() }
+                    switch it.popFirst() {
+                    case "H":
+                        let nums = params.split(separator: ";").compactMap { Int($0) }
+                        row = (nums.first ?? 1) - 1
+                        col = (nums.count > 1 ? nums[1] : 1) - 1
+                    case "J": screen = Array(repeating: Array(repeating: " ", count: width), count: height)
+                    default: break
+                    }
+                    continue
+                }
+                if row >= 0, row < height, col >= 0, col < width { screen[row][col] = c }
+                col += 1
+            }
+        }
+        return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
+    }
+}

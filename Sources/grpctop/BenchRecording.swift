@@ -21,7 +21,7 @@ enum RecordingBenchmark {
     }
 
     static func events(endpoints n: Int, rps: Int, seconds: Int, seed: UInt64) -> [TimedEvent] {
-        var rng = SeededRNG(seed)
+        var rng = SeededGenerator(seed: seed)
         var out: [TimedEvent] = []
         out.append(TimedEvent(at: 0, .sessionStarted(SessionInfo(
             target: "kubernetes:///big.bench:grpc", resolver: "kubernetes", policy: .roundRobin, rpc: "Health/Check",
@@ -105,18 +105,5 @@ enum RecordingBenchmark {
           64× playback, per 250 ms frame (16 s of events applied + a 200×60 render)  p50 \(String(format: "%.1f", r.playback64xFrameMsP50)) ms   max \(String(format: "%.1f", r.playback64xFrameMsMax)) ms
 
         """
-    }
-}
-
-/// splitmix64, for reproducible synthetic data.
-struct SeededRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

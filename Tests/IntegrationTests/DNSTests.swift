@@ -132,14 +132,7 @@ struct DNSTests {
 
     /// Backends on 127.0.0.(2+i) sharing the first one's port.
     func backends(_ n: Int, from first: Int = 0, port: Int = 0) throws -> [Backend] {
-        var out: [Backend] = []
-        var p = port
-        for i in first..<(first + n) {
-            let b = try Backend(name: "web-\(i)", host: "127.0.0.\(2 + i)", port: p)
-            if p == 0 { p = b.port }
-            out.append(b)
-        }
-        return out
+        try podsOnLoopbackIPs(n, from: first, port: port)
     }
 
     func records(_ bs: [Backend]) -> [(ip: String, name: String)] {

@@ -208,3 +208,16 @@ func tempDir() -> String {
     try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
 }
+
+/// `n` `grpctop serve` pods on 127.0.0.(2+i), sharing the first one's port (pod IPs behind one
+/// containerPort, as a headless Service or EndpointSlices list them).
+func podsOnLoopbackIPs(_ n: Int, from first: Int = 0, port: Int = 0, prefix: String = "web-") throws -> [Backend] {
+    var out: [Backend] = []
+    var p = port
+    for i in first..<(first + n) {
+        let b = try Backend(name: "\(prefix)\(i)", host: "127.0.0.\(2 + i)", port: p)
+        if p == 0 { p = b.port }
+        out.append(b)
+    }
+    return out
+}

@@ -59,14 +59,7 @@ struct KubernetesTests {
     static let newRev = "5c48d7f9b"
 
     func pods(_ n: Int, from first: Int = 0, port: Int = 0) throws -> [Backend] {
-        var out: [Backend] = []
-        var p = port
-        for i in first..<(first + n) {
-            let b = try Backend(name: "web-\(i)", host: "127.0.0.\(2 + i)", port: p)
-            if p == 0 { p = b.port }
-            out.append(b)
-        }
-        return out
+        try podsOnLoopbackIPs(n, from: first, port: port)
     }
 
     func ip(_ b: Backend) -> String { String(b.address.split(separator: ":")[0]) }

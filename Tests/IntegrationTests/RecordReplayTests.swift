@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TopologyView
 
 /// `watch --record` against a real fleet with churn, then `replay --batch`.
 @Suite(.serialized)
@@ -167,39 +168,12 @@ struct CastExportTests {
         }
         #expect(times.count >= 5 && times == times.sorted() && times.first == 0)
         #expect((times.last ?? 0) >= 1.0 && (times.last ?? 0) <= 2.0, "3 s at 2× ≈ 1.5 s: \(times.last ?? 0)")
-        let screen = emulateCast(chunks, width: 100, height: 30)
+        let screen = ANSIScreen.lines(of: chunks, width: 100, height: 30)
         let footer = screen.last { !$0.isEmpty } ?? ""
         let positions = footer.components(separatedBy: " / ")
         #expect(positions.count == 2 && positions[0].hasSuffix(String(positions[1].prefix(5))), "the last frame is the end: \(footer)")
         #expect(screen.contains { $0.contains("web-7d9f8c6b5-p0") } && screen.contains { $0.contains("web-7d9f8c6b5-p1") })
         #expect(screen[0].contains("REPLAY"))
-    }
-
-    func emulateCast(_ chunks: [String], width: Int, height: Int) -> [String] {
-        var screen = Array(repeating: Array(repeating: Character(" "), count: width), count: height)
-        var row = 0, col = 0
-        for text in chunks {
-            var it = Array(text)[...]
-            while let c = it.popFirst() {
-                if c == "\u{1B}", it.first == "[" {
-                    it.removeFirst()
-                    var params = ""
-                    while let p = it.first, !p.isLetter { params.append(p); it.removeFirst() }
-                    let cmd = it.popFirst()
-                    if cmd == "H" {
-                        let nums = params.split(separator: ";").compactMap { Int($0) }
-                        row = (nums.first ?? 1) - 1
-                        col = (nums.count > 1 ? nums[1] : 1) - 1
-                    } else if cmd == "J" {
-                        screen = Array(repeating: Array(repeating: " ", count: width), count: height)
-                    }
-                    continue
-                }
-                if row < height && col < width { screen[row][col] = c }
-                col += 1
-            }
-        }
-        return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
     }
 }
 

@@ -173,19 +173,6 @@ struct RecordingFormatTests {
     }
 }
 
-/// A small deterministic generator for the fuzz loop.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 struct ReplayPlayerTests {
     func recording() throws -> Recording {
         let path = tempPath("player.jsonl")
@@ -237,34 +224,6 @@ struct ReplayPlayerTests {
     }
 }
 
-/// A minimal terminal for asciicast text: clear, cursor moves `ESC[r;cH`, SGR ignored.
-func emulate(_ chunks: [String], width: Int, height: Int) -> [String] {
-    var screen = Array(repeating: Array(repeating: Character(" "), count: width), count: height)
-    var row = 0, col = 0
-    for text in chunks {
-        var it = Array(text)[...]
-        while let c = it.popFirst() {
-            if c == "\u{1B}", it.first == "[" {
-                it.removeFirst()
-                var params = ""
-                while let p = it.first, !p.isLetter { params.append(p); it.removeFirst() }
-                let cmd = it.popFirst()
-                if cmd == "H" {
-                    let nums = params.split(separator: ";").compactMap { Int($0) }
-                    row = (nums.first ?? 1) - 1
-                    col = (nums.count > 1 ? nums[1] : 1) - 1
-                } else if cmd == "J" {
-                    screen = Array(repeating: Array(repeating: " ", count: width), count: height)
-                }
-                continue
-            }
-            if row < height && col < width { screen[row][col] = c }
-            col += 1
-        }
-    }
-    return screen.map { var s = String($0); while s.last == " " { s.removeLast() }; return s }
-}
-
 struct ANSIFrameTests {
     /// Frame updates (only changed rows after the first) rebuild exactly the rendered grid.
     @Test func updatesRebuildTheGrid() throws {
@@ -280,7 +239,7 @@ struct ANSIFrameTests {
             chunks.append(ANSIFrame.update(from: previous, to: grid))
             previous = grid
             last = grid
-            #expect(emulate(chunks, width: 100, height: 30) == grid.lines, "after event \(i)")
+            #expect(ANSIScreen.lines(of: chunks, width: 100, height: 30) == grid.lines, "after event \(i)")
         }
         #expect(ANSIFrame.update(from: last, to: last!) == "", "an unchanged frame writes nothing")
     }
