@@ -53,16 +53,7 @@ final class Dnsmasq: @unchecked Sendable {
         let args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
                     "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--user=\(NSUserName())",
                     "--local=/cluster.local/", "--local-ttl=1", "--hostsdir=\(dir.appendingPathComponent("hosts").path)"] + extra
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = args.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, "/usr/sbin/dnsmasq", &actions, nil, argv, environ)
-        guard rc == 0 else { throw FleetError("dnsmasq could not start: \(rc)") }
+        pid = try spawnQuiet("/usr/sbin/dnsmasq", Array(args.dropFirst()))
         // Ready when it answers (NXDOMAIN for a name it does not know is an answer).
         for _ in 0..<100 {
             if Self.answers(port: port) { return }

@@ -221,3 +221,29 @@ func podsOnLoopbackIPs(_ n: Int, from first: Int = 0, port: Int = 0, prefix: Str
     }
     return out
 }
+
+/// Starts a helper with posix_spawn, stdio on /dev/null. (A Foundation `Process` for a helper
+/// stopped Foundation from reaping the test's other children here; these are waited by PID.)
+func spawnQuiet(_ path: String, _ args: [String]) throws -> pid_t {
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([(path as NSString).lastPathComponent] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let rc = posix_spawnp(&pid, path, &actions, nil, argv, environ)
+    guard rc == 0 else { throw FleetError("cannot start \(path): \(String(cString: strerror(rc)))") }
+    return pid
+}
+
+/// Runs a short command to completion; returns its exit status.
+@discardableResult
+func runTool(_ path: String, _ args: [String]) throws -> Int32 {
+    let pid = try spawnQuiet(path, args)
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return (status >> 8) & 0xff
+}

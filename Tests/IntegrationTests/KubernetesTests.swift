@@ -2,24 +2,6 @@ import Foundation
 import KubeStandIn
 import Testing
 
-/// Runs a short command to completion (posix_spawn + waitpid, as for every helper process here).
-@discardableResult
-func runTool(_ path: String, _ args: [String]) throws -> Int32 {
-    var pid: pid_t = 0
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let argv = ([path] + args).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    guard posix_spawnp(&pid, path, &actions, nil, argv, environ) == 0 else { throw FleetError("cannot run \(path)") }
-    var status: Int32 = 0
-    waitpid(pid, &status, 0)
-    return (status >> 8) & 0xff
-}
-
 /// A throwaway CA with a server certificate for 127.0.0.1 and a client certificate, by openssl.
 struct TestCA {
     let dir: String
