@@ -97,8 +97,13 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private var resourceText: String { useCoreEndpoints ? "endpoints" : "endpointslices" }
     private var groupText: String { useCoreEndpoints ? "\"\" (core)" : "discovery.k8s.io" }
 
+    /// Reset whenever a watch opens, so a failure after hours of health starts again at 1 s.
+    private var backoff = WatchBackoff()
+    /// When the last 410 came: another within 5 s waits like any failure (a server that answers
+    /// every watch with 410 must not spin the loop).
+    private var lastGone: Date?
+
     func run() async {
-        var backoff = WatchBackoff()
         var needList = true
         var retriedAuth = false
         while !Task.isCancelled {
@@ -114,8 +119,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
                 // at once — unless it ended at once with nothing, which is a failure in disguise.
                 if events == 0 && Date().timeIntervalSince(started) < 1 {
                     try await Task.sleep(for: .milliseconds(backoff.next()))
-                } else {
-                    backoff.reset()
                 }
             } catch is CancellationError {
                 if Task.isCancelled { return }
@@ -123,10 +126,13 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
             } catch let error as KubeAPIError {
                 if Task.isCancelled { return }
                 switch error.code {
-                case 410:
+                case 410 where lastGone.map({ Date().timeIntervalSince($0) > 5 }) ?? true:
                     // The resourceVersion is too old (compacted): list again, at once.
+                    lastGone = Date()
                     needList = true
                     continue
+                case 410:
+                    needList = true
                 case 401 where !retriedAuth:
                     // A rotated token: read it again and retry once at once.
                     _ = client.token(force: true)
@@ -207,6 +213,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
             var count = 0
             try await client.watch(path, deadline: deadline, onOpen: { [self] in
                 watches += 1
+                backoff.reset()
                 if downSince != nil {
                     downSince = nil
                     publish()
