@@ -204,7 +204,7 @@ public enum Dashboard {
             return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)
         }
         let speed = t.speed == t.speed.rounded() ? "\(Int(t.speed))×" : "\(t.speed)×"
-        var x = grid.put(" \(t.paused ? (g.ascii ? "||" : "⏸") : (g.ascii ? ">" : "▶")) \(mmss(t.position)) / \(mmss(t.duration)) ", x: 0, y: y, role: .footerKey)
+        var x = grid.put(" \(t.paused ? (g.ascii ? "||" : "‖") : (g.ascii ? ">" : "▶")) \(mmss(t.position)) / \(mmss(t.duration)) ", x: 0, y: y, role: .footerKey)
         let barWidth = max(10, min(40, grid.width / 4))
         var bar = Array(repeating: g.ascii ? Character("-") : Character("─"), count: barWidth)
         let frac = t.duration > 0 ? Double(t.position) / Double(t.duration) : 0
