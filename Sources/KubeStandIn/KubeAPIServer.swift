@@ -214,10 +214,6 @@ public final class KubeAPIServer: @unchecked Sendable {
 
     // MARK: - content
 
-    public func addService(namespace: String, name: String) {
-        lock.withLock { _ = services.insert("\(namespace)/\(name)") }
-    }
-
     /// Creates or replaces a slice (ADDED or MODIFIED to watchers).
     public func putSlice(namespace: String, service: String, name: String, endpoints: [SliceEndpoint], ports: [(String, Int)] = [("grpc", 50051)]) {
         let (change, targets) = lock.withLock { () -> (Change, [Watcher]) in

@@ -6,7 +6,7 @@ public typealias Millis = Int64
 public typealias SubchannelID = Int
 
 /// One input of the model, stamped with the time the engine received it.
-public struct TimedEvent: Sendable, Codable {
+public struct TimedEvent: Sendable, Codable, Equatable {
     public var at: Millis
     public var event: Event
 
@@ -17,7 +17,7 @@ public struct TimedEvent: Sendable, Codable {
 }
 
 /// Everything the model consumes. Live runs, tests and replays feed the same events.
-public enum Event: Sendable, Codable {
+public enum Event: Sendable, Codable, Equatable {
     /// The first event of every session: what is being watched and how.
     case sessionStarted(SessionInfo)
     /// A resolver produced a (possibly empty) set of endpoints.

@@ -137,6 +137,7 @@ public struct Model: Sendable {
             }
             backendsCompleted10s = total
             backendsPeakPerSecond = peak
+            revisionSharesCache = computeRevisionShares()
         }
         return effects
     }
@@ -145,6 +146,7 @@ public struct Model: Sendable {
     /// backends): a view may reuse its sorted rows while it stays the same.
     public private(set) var rowsVersion = 0
     private var fairnessCache: (index: Double?, word: String) = (nil, "no traffic")
+    private var revisionSharesCache: [(revision: String, share: Double)] = []
     /// RPCs all backends completed in the last 10 s (shares), and the busiest second any backend
     /// had in the last minute (sparkline scale): computed once per stats tick.
     public private(set) var backendsCompleted10s = 0
@@ -543,8 +545,11 @@ public struct Model: Sendable {
     public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
 
     /// During a rollout: each revision's share of the RPCs completed in the last 10 s (oldest
-    /// first by first sighting), when backends of two or more revisions served them.
-    public func revisionShares() -> [(revision: String, share: Double)] {
+    /// first by first sighting), when backends of two or more revisions served them. Computed
+    /// once per stats tick (it parses pod names), not per frame.
+    public func revisionShares() -> [(revision: String, share: Double)] { revisionSharesCache }
+
+    private func computeRevisionShares() -> [(revision: String, share: Double)] {
         guard backendsCompleted10s > 0 else { return [] }
         var revisionOfPod: [String: String] = [:]
         var firstSeen: [String: Int64] = [:]

@@ -56,13 +56,6 @@ public enum RecordedLine: Sendable, Equatable {
     }
 }
 
-extension TimedEvent: Equatable {
-    public static func == (a: TimedEvent, b: TimedEvent) -> Bool {
-        // Events are compared by their encoding: the recording's own notion of equality.
-        a.at == b.at && (try? RecordingCodec.encodeEvent(a)) == (try? RecordingCodec.encodeEvent(b))
-    }
-}
-
 enum RecordingCodec {
     struct EventLine: Codable {
         var t: Millis

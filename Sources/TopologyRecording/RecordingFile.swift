@@ -5,17 +5,22 @@ import TopologyCore
 /// Writes a recording durably: lines collect in memory and reach the file at least once a
 /// second (a timer) and on `close`, so a crash or SIGKILL loses at most the last second and
 /// leaves a readable file (a gzip file is sync-flushed, so its prefix decompresses).
+///
+/// `record` only appends the event to a list (it runs on the engine's loop, between RPCs); the
+/// JSON encoding and the disk writes happen in `flush`, on the recorder's own queue.
 public final class RecordingWriter: @unchecked Sendable {
     public let path: String
     public let compressed: Bool
+    /// Guards `pending` only: held for an append or a swap, never during encoding or I/O.
     private let lock = NSLock()
-    private var pending = Data()
+    private var pending: [RecordedLine] = []
+    /// Serialises flushes and the file state below.
+    private let io = NSLock()
     private var fd: Int32
     private var gz: gzFile?
-    private var timer: DispatchSourceTimer?
     private var closed = false
     private var failure: String?
-    public private(set) var lines = 0
+    private var timer: DispatchSourceTimer?
 
     public init(path: String, header: RecordingHeader) throws(RecordingError) {
         self.path = path
@@ -28,14 +33,12 @@ public final class RecordingWriter: @unchecked Sendable {
             gz = gzdopen(fd, "wb6")
             guard gz != nil else { throw RecordingError("--record \(path): cannot start gzip") }
         }
-        do {
-            var line = try RecordingCodec.encoder.encode(header)
-            line.append(UInt8(ascii: "\n"))
-            pending.append(line)
-        } catch {
+        var line: Data
+        do { line = try RecordingCodec.encoder.encode(header) } catch {
             throw RecordingError("cannot encode the recording header: \(error)")
         }
-        flush()
+        line.append(UInt8(ascii: "\n"))
+        io.withLock { write(line) }
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "grpctop.recorder"))
         t.schedule(deadline: .now() + 1, repeating: 1)
         t.setEventHandler { [weak self] in self?.flush() }
@@ -45,55 +48,69 @@ public final class RecordingWriter: @unchecked Sendable {
 
     /// Appends one event (called on the engine's loop, after the model applied it).
     public func record(_ e: TimedEvent) {
-        guard var line = try? RecordingCodec.encodeEvent(e) else { return }
-        line.append(UInt8(ascii: "\n"))
-        lock.withLock {
-            pending.append(line)
-            lines += 1
-        }
+        lock.withLock { pending.append(.event(e)) }
     }
 
     /// Notes that a live `--batch` snapshot was printed after the events recorded so far.
     public func markSnapshot(at: Millis) {
-        guard var line = try? RecordingCodec.encodeSnapshotMark(at) else { return }
-        line.append(UInt8(ascii: "\n"))
-        lock.withLock { pending.append(line) }
+        lock.withLock { pending.append(.snapshot(at: at)) }
     }
 
     /// The file's size on disk now (what the header shows next to REC).
     public var bytesOnDisk: Int64 {
         var st = stat()
-        return lock.withLock { fstat(fd, &st) == 0 ? Int64(st.st_size) : 0 }
+        return io.withLock { !closed && fstat(fd, &st) == 0 ? Int64(st.st_size) : 0 }
     }
 
     /// A write error, once one happened (the disk is full…): shown, and recording stops.
-    public var error: String? { lock.withLock { failure } }
+    public var error: String? { io.withLock { failure } }
 
+    /// Encodes and writes what has been recorded since the last flush.
     public func flush() {
-        lock.withLock {
-            guard !closed, failure == nil, !pending.isEmpty else { return }
-            let ok: Bool = pending.withUnsafeBytes { raw in
-                if let gz {
-                    var off = 0
-                    while off < raw.count {
-                        let n = gzwrite(gz, raw.baseAddress! + off, UInt32(min(raw.count - off, 1 << 20)))
-                        if n <= 0 { return false }
-                        off += Int(n)
-                    }
-                    return gzflush(gz, Z_SYNC_FLUSH) == Z_OK
+        io.withLock {
+            let lines = lock.withLock {
+                let l = pending
+                pending.removeAll(keepingCapacity: true)
+                return l
+            }
+            guard !closed, failure == nil, !lines.isEmpty else { return }
+            var data = Data()
+            for line in lines {
+                let encoded: Data?
+                switch line {
+                case .event(let e): encoded = try? RecordingCodec.encodeEvent(e)
+                case .snapshot(let t): encoded = try? RecordingCodec.encodeSnapshotMark(t)
                 }
+                guard let encoded else { continue }
+                data.append(encoded)
+                data.append(UInt8(ascii: "\n"))
+            }
+            write(data)
+        }
+    }
+
+    /// Writes `data` (plain, or gzip with a sync flush); the first failure stops recording. Under `io`.
+    private func write(_ data: Data) {
+        let ok: Bool = data.withUnsafeBytes { raw in
+            if let gz {
                 var off = 0
                 while off < raw.count {
-                    let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                    if n < 0 && errno == EINTR { continue }
+                    let n = gzwrite(gz, raw.baseAddress! + off, UInt32(min(raw.count - off, 1 << 20)))
                     if n <= 0 { return false }
-                    off += n
+                    off += Int(n)
                 }
-                return true
+                return gzflush(gz, Z_SYNC_FLUSH) == Z_OK
             }
-            if !ok { failure = "recording to \(path) stopped: \(String(cString: strerror(errno)))" }
-            pending.removeAll(keepingCapacity: true)
+            var off = 0
+            while off < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                off += n
+            }
+            return true
         }
+        if !ok { failure = "recording to \(path) stopped: \(String(cString: strerror(errno)))" }
     }
 
     /// Writes what is left and closes the file.
@@ -101,7 +118,7 @@ public final class RecordingWriter: @unchecked Sendable {
         timer?.cancel()
         timer = nil
         flush()
-        lock.withLock {
+        io.withLock {
             guard !closed else { return }
             closed = true
             if let gz { gzclose(gz) } else { fsync(fd); Foundation.close(fd) }

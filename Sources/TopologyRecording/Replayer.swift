@@ -30,12 +30,6 @@ public struct Replayer: Sendable {
     public mutating func advance(to t: Millis) {
         while position < recording.lines.count, recording.lines[position].at <= t { step() }
     }
-
-    /// Starts over (seeking backwards).
-    public mutating func rewind() {
-        model = Model()
-        position = 0
-    }
 }
 
 /// The replay dashboard's clock over a `Replayer`: position, speed, pause, seeking. No wall
@@ -57,6 +51,10 @@ public struct ReplayPlayer: Sendable {
 
     public init(_ recording: Recording, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
         replayer = Replayer(recording)
+        markers = recording.lines.compactMap { line in
+            if case .event(let e) = line, case .marker = e.event { return e.at }
+            return nil
+        }
         self.speed = speed
         self.checkpointEveryMs = checkpointEveryMs
         replayer.step()  // the session start, so the first frame has a header
@@ -67,13 +65,8 @@ public struct ReplayPlayer: Sendable {
     public var model: Model { replayer.model }
     public var duration: Millis { replayer.recording.duration }
     public var atEnd: Bool { position >= duration }
-    /// Marker events' times (for `n` / `N` and the timeline).
-    public var markers: [Millis] {
-        replayer.recording.lines.compactMap { line in
-            if case .event(let e) = line, case .marker = e.event { return e.at }
-            return nil
-        }
-    }
+    /// Marker events' times (for `n` / `N` and the timeline), found once.
+    public let markers: [Millis]
 
     /// Real time passed: moves the position by `wallMs × speed` unless paused; stops at the end.
     public mutating func tick(wallMs: Double) {

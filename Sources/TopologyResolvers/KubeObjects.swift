@@ -11,12 +11,6 @@ public struct KubeObjectMeta: Codable, Sendable, Equatable {
     public var resourceVersion: String?
     public var labels: [String: String]?
     public var annotations: [String: String]?
-    public init(name: String? = nil, namespace: String? = nil, resourceVersion: String? = nil, labels: [String: String]? = nil) {
-        self.name = name
-        self.namespace = namespace
-        self.resourceVersion = resourceVersion
-        self.labels = labels
-    }
 }
 
 public struct KubeListMeta: Codable, Sendable, Equatable {

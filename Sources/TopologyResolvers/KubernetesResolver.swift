@@ -28,6 +28,9 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private let lock = NSLock()
     private var sink: (@Sendable (Event) -> Void)?
     private var task: Task<Void, Never>?
+    /// `r` asked for a relist; the watch it cancels (both under `lock`).
+    private var relistRequested = false
+    private var currentWatch: Task<Int, Error>?
 
     // Task-confined state.
     private var slices: SliceSet
@@ -50,27 +53,27 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
 
     public func start(_ sink: @escaping @Sendable (Event) -> Void) {
         client.open()
-        lock.withLock { self.sink = sink }
-        task = Task { [self] in await run() }
+        let t = Task { [self] in await run() }
+        lock.withLock {
+            self.sink = sink
+            task = t
+        }
     }
 
     /// A watch is push-based: a disconnect says nothing new about the Service. `r` relists.
     public func requestResolution(_ request: ResolutionRequest) {
         guard request == .user else { return }
-        lock.lock()
-        relistRequested = true
-        let current = currentWatch
-        lock.unlock()
+        let current = lock.withLock {
+            relistRequested = true
+            return currentWatch
+        }
         current?.cancel()
     }
-    private var relistRequested = false
-    private var currentWatch: Task<Int, Error>?
-
     public func stop() {
-        lock.lock()
-        sink = nil
-        let t = task
-        lock.unlock()
+        let t = lock.withLock {
+            sink = nil
+            return task
+        }
         t?.cancel()
         let done = DispatchSemaphore(value: 0)
         let client = self.client
@@ -97,8 +100,9 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private var resourceText: String { useCoreEndpoints ? "endpoints" : "endpointslices" }
     private var groupText: String { useCoreEndpoints ? "\"\" (core)" : "discovery.k8s.io" }
 
-    /// Reset whenever a watch opens, so a failure after hours of health starts again at 1 s.
-    private var backoff = WatchBackoff()
+    /// Jittered exponential backoff, 1 s doubling to 30 s (±20 %); reset whenever a watch opens,
+    /// so a failure after hours of health starts again at 1 s.
+    private var backoff = ConnectionBackoff(initialMs: 1000, multiplier: 2, jitter: 0.2, maxMs: 30_000, minConnectTimeoutMs: 0)
     /// When the last 410 came: another within 5 s waits like any failure (a server that answers
     /// every watch with 410 must not spin the loop).
     private var lastGone: Date?
@@ -118,7 +122,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
                 // Ended by the server (its timeoutSeconds): resume from the last resourceVersion
                 // at once — unless it ended at once with nothing, which is a failure in disguise.
                 if events == 0 && Date().timeIntervalSince(started) < 1 {
-                    try await Task.sleep(for: .milliseconds(backoff.next()))
+                    try await Task.sleep(for: .milliseconds(backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })))
                 }
             } catch is CancellationError {
                 if Task.isCancelled { return }
@@ -147,12 +151,12 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
                     break
                 }
                 if error.code == 401 { _ = client.token(force: true) }
-                let delay = backoff.next()
+                let delay = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
                 fail(error, retryInMs: delay)
                 do { try await Task.sleep(for: .milliseconds(delay)) } catch { return }
             } catch {
                 if Task.isCancelled { return }
-                let delay = backoff.next()
+                let delay = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
                 fail(.transport("\(error)"), retryInMs: delay)
                 do { try await Task.sleep(for: .milliseconds(delay)) } catch { return }
             }
@@ -349,17 +353,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         }
         return info
     }
-}
-
-/// Jittered exponential backoff for the watch: 1 s, 2 s, 4 s … 30 s, each ±20 %.
-struct WatchBackoff {
-    private var attempt = 0
-    mutating func next() -> Int64 {
-        let base = min(30_000.0, 1000.0 * pow(2.0, Double(attempt)))
-        attempt += 1
-        return Int64(base * Double.random(in: 0.8...1.2))
-    }
-    mutating func reset() { attempt = 0 }
 }
 
 /// The least the resolver needs: get, list and watch EndpointSlices (and core Endpoints for old

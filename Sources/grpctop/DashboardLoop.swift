@@ -28,20 +28,9 @@ enum DashboardLoop {
     /// before every frame: the demo swaps it between scenarios.
     static func run(engine current: () -> Engine, colors: Bool, demo: DemoDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         var engine = current()
-        let term: CursesTerminal
-        do {
-            term = try CursesTerminal(colors: colors)
-        } catch {
-            fail("\(error)")
-        }
-        defer { term.end() }
-        let glyphs: Glyphs = term.isUTF8 ? .unicode : .ascii
-        var state = ViewState()
-        state.colors = colors
+        let screen = DashboardScreen(colors: colors)
+        defer { screen.end() }
         var frozen: Model?
-        var rows: PaneRows?
-        var lastRender = DispatchTime(uptimeNanoseconds: 0)
-        var dirty = true
         var model = try engine.withModel { $0 }.wait()
 
         loop: while true {
@@ -51,18 +40,17 @@ enum DashboardLoop {
             if latest !== engine {
                 // A new scenario: a new model whose ids and row versions start over.
                 engine = latest
-                rows = nil
+                screen.rows = nil
                 frozen = nil
-                state.details = nil
+                screen.state.details = nil
                 model = try engine.withModel { $0 }.wait()
-                dirty = true
+                screen.dirty = true
             }
-            if let key = term.readKey(timeoutMs: 50) {
-                if key == .resize { term.invalidate() }
-                let wasPaused = state.paused
-                let commands = state.handle(key, rows: rows ?? PaneRows(model: model, state: state), model: model)
-                if state.paused && !wasPaused { frozen = model }
-                if !state.paused { frozen = nil }
+            if let key = screen.readKey(timeoutMs: 50) {
+                let wasPaused = screen.state.paused
+                let commands = screen.handle(key, model: model)
+                if screen.state.paused && !wasPaused { frozen = model }
+                if !screen.state.paused { frozen = nil }
                 for c in commands {
                     switch c {
                     case .quit: break loop
@@ -75,24 +63,72 @@ enum DashboardLoop {
                     case .marker(let label): engine.submit(.marker(label))
                     }
                 }
-                dirty = true
             }
-            let now = DispatchTime.now()
-            guard dirty || now.uptimeNanoseconds - lastRender.uptimeNanoseconds >= 250_000_000 else { continue }
-            let (w, h) = term.size
-            // Some terminals (kubectl exec) report 0×0 until the first resize: wait for it.
-            guard w > 0 && h > 0 else { continue }
+            guard screen.due else { continue }
             model = try engine.withModel { $0 }.wait()
-            state.recording = recording?()
-            let frame = Dashboard.render(model: frozen ?? model, state: state, width: w, height: h, glyphs: glyphs, previousRows: rows)
-            state.pageSize = frame.pageSizes
-            rows = frame.rows
-            term.draw(frame.grid, colors: state.colors)
-            lastRender = now
-            dirty = false
+            screen.state.recording = recording?()
+            screen.draw(frozen ?? model)
         }
+        let note = screen.end()
+        return (try engine.withModel { $0 }.wait(), note)
+    }
+}
+
+/// The terminal side shared by the live dashboard and the replay: keys through the view state,
+/// a redraw after a key or every 250 ms, only the changed cells sent.
+final class DashboardScreen {
+    private let term: CursesTerminal
+    private let glyphs: Glyphs
+    var state = ViewState()
+    var rows: PaneRows?
+    var dirty = true
+    private var lastRender = DispatchTime(uptimeNanoseconds: 0)
+
+    init(colors: Bool) {
+        do {
+            term = try CursesTerminal(colors: colors)
+        } catch {
+            fail("\(error)")
+        }
+        glyphs = term.isUTF8 ? .unicode : .ascii
+        state.colors = colors
+    }
+
+    /// A key within `timeoutMs`, if any (a resize re-lays out everything).
+    func readKey(timeoutMs: Int32) -> Key? {
+        guard let key = term.readKey(timeoutMs: timeoutMs) else { return nil }
+        if key == .resize { term.invalidate() }
+        dirty = true
+        return key
+    }
+
+    /// The view's answer to a key: view-only changes are made, commands are returned.
+    func handle(_ key: Key, model: Model) -> [ViewCommand] {
+        state.handle(key, rows: rows ?? PaneRows(model: model, state: state), model: model)
+    }
+
+    /// A frame is due: after a key, or 250 ms after the last one.
+    var due: Bool { dirty || DispatchTime.now().uptimeNanoseconds - lastRender.uptimeNanoseconds >= 250_000_000 }
+
+    var sinceLastFrameNanos: UInt64 { DispatchTime.now().uptimeNanoseconds - lastRender.uptimeNanoseconds }
+
+    func draw(_ model: Model) {
+        let (w, h) = term.size
+        // Some terminals (kubectl exec) report 0×0 until the first resize: wait for it.
+        guard w > 0 && h > 0 else { return }
+        let frame = Dashboard.render(model: model, state: state, width: w, height: h, glyphs: glyphs, previousRows: rows)
+        state.pageSize = frame.pageSizes
+        rows = frame.rows
+        term.draw(frame.grid, colors: state.colors)
+        lastRender = .now()
+        dirty = false
+    }
+
+    /// Gives the terminal back (idempotent); returns what to say about terminfo, if anything.
+    @discardableResult
+    func end() -> String? {
         let note = term.terminfoNote
         term.end()
-        return (try engine.withModel { $0 }.wait(), note)
+        return note
     }
 }

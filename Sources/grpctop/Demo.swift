@@ -52,16 +52,8 @@ struct Demo: ParsableCommand {
         if record != nil && scenario == nil {
             throw UsageFailure("--record records one scenario: add --scenario NAME (see --list)")
         }
-        let recorder = try record.map { path in
-            do {
-                return try RecordingWriter(path: path, header: RecordingHeader(
-                    grpctop: GRPCTop.version, target: "demo:\(first.name)", options: Redaction.options(Array(CommandLine.arguments.dropFirst())),
-                    startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
-            } catch {
-                throw UsageFailure((error as? RecordingError)?.description ?? "\(error)")
-            }
-        }
-        defer { recorder?.close() }
+        let recorder = try record.map { try RecordingWriter.open($0, target: "demo:\(first.name)") }
+        defer { recorder?.finish() }
         let headless = batch || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0
         if !batch && headless {
             FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; running in --batch mode\n".utf8))
@@ -116,9 +108,7 @@ struct Demo: ParsableCommand {
             return try DemoRun(story: story, pods: pods, speed: speed, seed: seed, group: group, serverGroup: serverGroup, recorder: firstRun ? recorder : nil)
         }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session, recording: recorder.map { r in
-            { "REC \(formatBytes(r.bytesOnDisk))" }
-        })
+        let (_, note) = try DashboardLoop.run(engine: { session.engine }, colors: colors, demo: session, recording: recorder.map { r in { r.headerStatus } })
         let (model, verdicts, current) = session.finish()
         for v in verdicts.dropLast(current == nil ? 0 : 1) { print(v.line) }
         try report(model, current)

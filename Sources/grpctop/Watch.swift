@@ -96,20 +96,8 @@ struct Watch: ParsableCommand {
             }
         }
         defer { if let yaml = rbacHelp.get() { RBACHelp.print(yaml) } }
-        let recorder = try record.map { path in
-            do {
-                return try RecordingWriter(path: path, header: RecordingHeader(
-                    grpctop: GRPCTop.version, target: target,
-                    options: Redaction.options(Array(CommandLine.arguments.dropFirst()), extraSecretHeaders: redactHeaders),
-                    startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
-            } catch {
-                throw UsageFailure((error as? RecordingError)?.description ?? "\(error)")
-            }
-        }
-        defer {
-            recorder?.close()
-            if let e = recorder?.error { FileHandle.standardError.write(Data("grpctop: \(e)\n".utf8)) }
-        }
+        let recorder = try record.map { try RecordingWriter.open($0, target: target, redactHeaders: redactHeaders) }
+        defer { recorder?.finish() }
         let failed = useBatch ? try runBatch(options, recorder: recorder) : try runDashboard(options, recorder: recorder)
         if failOnError && failed > 0 { throw ExitCode(1) }
     }
@@ -273,9 +261,7 @@ struct Watch: ParsableCommand {
         let engine = makeEngine(o, group, recorder: recorder)
         try engine.start().wait()
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-        let (_, note) = try DashboardLoop.run(engine: engine, colors: colors, recording: recorder.map { r in
-            { "REC \(formatBytes(r.bytesOnDisk))" + (r.error != nil ? " FAILED" : "") }
-        })
+        let (_, note) = try DashboardLoop.run(engine: engine, colors: colors, recording: recorder.map { r in { r.headerStatus } })
         let model = try engine.stop(grace: .seconds(1)).wait()
         let summary = Summary(model)
         if let note { FileHandle.standardError.write(Data("grpctop: \(note)\n".utf8)) }
@@ -347,6 +333,30 @@ struct KubeRBACCommand: ParsableCommand {
             throw UsageFailure("\(flag) '\(v)' is not a valid Kubernetes name (lower-case letters, digits and '-', at most 63)")
         }
         print(KubeRBAC.yaml(namespace: namespace, serviceAccount: serviceAccount), terminator: "")
+    }
+}
+
+extension RecordingWriter {
+    /// A recorder for `--record PATH`: the header with this command line, secrets redacted; a
+    /// file that cannot be created is one line and exit 2.
+    static func open(_ path: String, target: String, redactHeaders: [String] = []) throws -> RecordingWriter {
+        do {
+            return try RecordingWriter(path: path, header: RecordingHeader(
+                grpctop: GRPCTop.version, target: target,
+                options: Redaction.options(Array(CommandLine.arguments.dropFirst()), extraSecretHeaders: redactHeaders),
+                startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
+        } catch {
+            throw UsageFailure(error.description)
+        }
+    }
+
+    /// What the dashboard header shows: `REC 1.2 MB` (and FAILED after a write error).
+    var headerStatus: String { "REC \(formatBytes(bytesOnDisk))" + (error != nil ? " FAILED" : "") }
+
+    /// Closes the file and says on stderr if writing failed on the way.
+    func finish() {
+        close()
+        if let e = error { FileHandle.standardError.write(Data("grpctop: \(e)\n".utf8)) }
     }
 }
 

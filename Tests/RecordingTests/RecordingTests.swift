@@ -145,6 +145,7 @@ struct RecordingFormatTests {
         let good = try #require(FileManager.default.contents(atPath: path))
         var rng = SeededGenerator(seed: 42)
         let alphabet = Array(#"{}[]":,0123456789-eEtrufalsn\ "#.utf8) + [0x0A, 0x00, 0xFF]
+        var readWhole = 0, stoppedEarly = 0, rejected = 0
         for _ in 0..<400 {
             var bytes = [UInt8](good)
             for _ in 0..<Int.random(in: 1...8, using: &rng) {
@@ -155,13 +156,19 @@ struct RecordingFormatTests {
                 default: bytes.insert(alphabet.randomElement(using: &rng)!, at: i)
                 }
             }
-            if let rec = try? Recording.parse(Data(bytes), name: "fuzz", version: "0.1.0") {
-                var r = Replayer(rec)
-                while !r.atEnd { r.step() }
-                _ = Dashboard.render(model: r.model, state: ViewState(), width: 100, height: 30)
-                _ = Summary(r.model).table()
+            guard let rec = try? Recording.parse(Data(bytes), name: "fuzz", version: "0.1.0") else {
+                rejected += 1
+                continue
             }
+            if rec.stoppedAt != nil { stoppedEarly += 1 } else { readWhole += 1 }
+            var r = Replayer(rec)
+            while !r.atEnd { r.step() }
+            _ = Dashboard.render(model: r.model, state: ViewState(), width: 100, height: 30)
+            _ = Summary(r.model).table()
         }
+        // The damage reached every path: whole files (values changed inside valid JSON), files
+        // that stop at a bad line, and files refused outright (a damaged header).
+        #expect(readWhole > 0 && stoppedEarly > 0 && rejected > 0, "\(readWhole) whole, \(stoppedEarly) stopped, \(rejected) refused")
     }
 
     @Test func secretsAreRedacted() {
