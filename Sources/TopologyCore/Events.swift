@@ -158,7 +158,7 @@ public enum Effect: Sendable, Equatable {
 }
 
 /// What the data plane's picker needs: the policy and the READY subchannels, in a stable order.
-public struct PickerSpec: Sendable, Equatable {
+public struct PickerSpec: Sendable, Equatable, Codable {
     public var policy: LBPolicy
     public var ready: [SubchannelID]
     public var channelState: ConnectivityState

@@ -11,7 +11,7 @@
 /// load-balancing policies' subchannel management lives here (which subchannels exist, which to
 /// connect, which to shut down), so a replay of the same events rebuilds the same model, with the
 /// same subchannel ids, while its effects are simply dropped.
-public struct Model: Sendable {
+public struct Model: Sendable, Codable {
     public private(set) var session: SessionInfo?
     public private(set) var now: Millis = 0
     public private(set) var policy: LBPolicy = .roundRobin
@@ -145,8 +145,8 @@ public struct Model: Sendable {
     /// Changes whenever the set or order of rows may have changed (endpoints, subchannels,
     /// backends): a view may reuse its sorted rows while it stays the same.
     public private(set) var rowsVersion = 0
-    private var fairnessCache: (index: Double?, word: String) = (nil, "no traffic")
-    private var revisionSharesCache: [(revision: String, share: Double)] = []
+    private var fairnessCache = FairnessValue(index: nil, word: "no traffic")
+    private var revisionSharesCache: [RevisionShare] = []
     /// RPCs all backends completed in the last 10 s (shares), and the busiest second any backend
     /// had in the last minute (sparkline scale): computed once per stats tick.
     public private(set) var backendsCompleted10s = 0
@@ -542,14 +542,14 @@ public struct Model: Sendable {
     /// judged over the backends that should get traffic: the ready endpoints (when backends are
     /// endpoints), the pods the resolver says stand behind them, and every backend that served in
     /// the last 60 s.
-    public func liveFairness() -> (index: Double?, word: String) { fairnessCache }
+    public func liveFairness() -> (index: Double?, word: String) { (fairnessCache.index, fairnessCache.word) }
 
     /// During a rollout: each revision's share of the RPCs completed in the last 10 s (oldest
     /// first by first sighting), when backends of two or more revisions served them. Computed
     /// once per stats tick (it parses pod names), not per frame.
-    public func revisionShares() -> [(revision: String, share: Double)] { revisionSharesCache }
+    public func revisionShares() -> [(revision: String, share: Double)] { revisionSharesCache.map { ($0.revision, $0.share) } }
 
-    private func computeRevisionShares() -> [(revision: String, share: Double)] {
+    private func computeRevisionShares() -> [RevisionShare] {
         guard backendsCompleted10s > 0 else { return [] }
         var revisionOfPod: [String: String] = [:]
         var firstSeen: [String: Int64] = [:]
@@ -566,10 +566,10 @@ public struct Model: Sendable {
         }
         guard counts.count >= 2 else { return [] }
         return counts.keys.sorted { (firstSeen[$0] ?? .max, $0) < (firstSeen[$1] ?? .max, $1) }
-            .map { ($0, Double(counts[$0]!) / Double(backendsCompleted10s)) }
+            .map { RevisionShare(revision: $0, share: Double(counts[$0]!) / Double(backendsCompleted10s)) }
     }
 
-    private func computeLiveFairness() -> (index: Double?, word: String) {
+    private func computeLiveFairness() -> FairnessValue {
         var xs: [Double] = []
         var counted = Set<String>()
         for (name, b) in backends where b.traffic.completed(lastSeconds: 60, tickMs: tickMs) > 0 {
@@ -584,7 +584,7 @@ public struct Model: Sendable {
         for name in resolver.backends where counted.insert(name).inserted { xs.append(0) }
         let sum = xs.reduce(0, +)
         let idx = Fairness.jain(xs)
-        return (idx, Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
+        return FairnessValue(index: idx, word: Fairness.word(index: idx, shares: sum > 0 ? xs.map { $0 / sum } : []))
     }
 
     /// Fairness over the whole session's totals.
@@ -627,8 +627,8 @@ public struct Model: Sendable {
 
 // MARK: - model parts
 
-public struct ResolverState: Sendable {
-    public struct Failure: Sendable, Equatable {
+public struct ResolverState: Sendable, Codable {
+    public struct Failure: Sendable, Equatable, Codable {
         public var message: String
         public var since: Millis
         public var last: Millis
@@ -643,7 +643,7 @@ public struct ResolverState: Sendable {
     public var backends: [String] = []
 }
 
-public struct EndpointRow: Sendable {
+public struct EndpointRow: Sendable, Codable {
     public var endpoint: Endpoint
     public var firstSeen: Millis
     public var conditionSince: Millis
@@ -655,21 +655,21 @@ public struct EndpointRow: Sendable {
     public func isNew(now: Millis) -> Bool { !initial && removedAt == nil && now - firstSeen < Model.recentMs }
 }
 
-public struct StateTransition: Sendable, Equatable {
+public struct StateTransition: Sendable, Equatable, Codable {
     public var at: Millis
     public var from: ConnectivityState
     public var to: ConnectivityState
     public var reason: String?
 }
 
-public struct GoAwayInfo: Sendable, Equatable {
+public struct GoAwayInfo: Sendable, Equatable, Codable {
     public var at: Millis
     public var code: String
     public var lastStreamID: Int
     public var debug: String
 }
 
-public struct SubchannelRecord: Sendable {
+public struct SubchannelRecord: Sendable, Codable {
     public let id: SubchannelID
     public let key: EndpointKey
     public var endpoint: Endpoint
@@ -714,7 +714,7 @@ public struct SubchannelRecord: Sendable {
     public var effectiveStreamLimit: Int { maxConcurrentStreams ?? 100 }
 }
 
-public struct BackendRecord: Sendable {
+public struct BackendRecord: Sendable, Codable {
     public let name: String
     public let firstSeen: Millis
     public var traffic = TrafficSeries()
@@ -729,15 +729,15 @@ public struct Marker: Sendable, Equatable, Codable {
     public var label: String
 }
 
-public struct LogEntry: Sendable, Equatable {
-    public enum Level: String, Sendable { case info, warning, error, marker, caption }
+public struct LogEntry: Sendable, Equatable, Codable {
+    public enum Level: String, Sendable, Codable { case info, warning, error, marker, caption }
     public var at: Millis
     public var level: Level
     public var text: String
 }
 
 /// The event log: the last `capacity` entries, oldest first.
-public struct EventLog: Sendable {
+public struct EventLog: Sendable, Codable {
     public static let capacity = 1000
     public private(set) var entries: [LogEntry] = []
     public private(set) var total = 0
@@ -748,11 +748,21 @@ public struct EventLog: Sendable {
     }
 }
 
-struct PickFirstState: Sendable {
+struct PickFirstState: Sendable, Codable {
     var list: [EndpointKey] = []
     var index = 0
     var selected: SubchannelID?
     var passFailed = false
+}
+
+struct FairnessValue: Sendable, Codable {
+    var index: Double?
+    var word: String
+}
+
+struct RevisionShare: Sendable, Codable {
+    var revision: String
+    var share: Double
 }
 
 /// "850ms", "3.2s", "1m05s", "2h03m".

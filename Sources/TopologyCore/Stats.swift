@@ -88,7 +88,7 @@ public struct StatsTick: Sendable, Codable, Equatable {
 /// The counts (a few thousand buckets) are allocated on the first record: a subchannel or
 /// backend that never completes an RPC costs nothing, so a 500-record DNS answer creates its 500
 /// subchannels in ~1 ms instead of ~10 ms.
-public struct LatencyHistogram: Sendable {
+public struct LatencyHistogram: Sendable, Codable {
     @usableFromInline static let empty = Histogram<UInt32>(
         lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
     @usableFromInline var stored: Histogram<UInt32>?
@@ -132,6 +132,31 @@ public struct LatencyHistogram: Sendable {
 
     public var sample: LatencySample { LatencySample(histogram) }
 
+    /// In a keyframe: the sparse (value, count) pairs, which rebuild the same buckets.
+    public init(from decoder: Decoder) throws {
+        let s = try decoder.singleValueContainer().decode(LatencySample.self)
+        add(s)
+    }
+
+    /// The lowest bucket's value is the exact minimum and the highest's the exact maximum (a
+    /// bucket holding both is split), so the decoded histogram reports the same extremes.
+    public func encode(to encoder: Encoder) throws {
+        var s = sample
+        if let last = s.values.indices.last {
+            let h = histogram
+            s.values[0] = h.min
+            if last > 0 {
+                s.values[last] = h.maxRecorded
+            } else if h.maxRecorded != h.min, s.counts[0] > 1 {
+                s.counts[0] -= 1
+                s.values.append(h.maxRecorded)
+                s.counts.append(1)
+            }
+        }
+        var c = encoder.singleValueContainer()
+        try c.encode(s)
+    }
+
     public mutating func reset() { stored = nil }
 
     /// (upper bound µs, count) buckets on a log₂ scale, for the details view.
@@ -156,7 +181,7 @@ public struct LatencyHistogram: Sendable {
 
 /// Traffic of one subchannel or backend as the model keeps it: totals, a ring of the last 60 s of
 /// ticks (rates and sparkline), the whole-session latency histogram and the last 10 s of samples.
-public struct TrafficSeries: Sendable {
+public struct TrafficSeries: Sendable, Codable {
     public static let ringTicks = 240  // 60 s at 250 ms
     public var total = RPCDelta.Totals()
     /// Completed RPCs per tick, newest last; failed RPCs per tick in `failedRing`.
@@ -254,6 +279,38 @@ public struct TrafficSeries: Sendable {
             i = lo
         }
         return Double(peak)
+    }
+
+    // A keyframe keeps the last `ringTicks` of the rings (all any reader looks at: rates, sums
+    // and sparklines index from the end) and leaves out an all-zero failure ring.
+    private enum Keys: String, CodingKey { case total, c, f, latency, recent, at, w }
+
+    public init(from decoder: Decoder) throws {
+        let k = try decoder.container(keyedBy: Keys.self)
+        total = try k.decode(RPCDelta.Totals.self, forKey: .total)
+        completedRing = try k.decode([UInt32].self, forKey: .c)
+        failedRing = try k.decodeIfPresent([UInt32].self, forKey: .f) ?? Array(repeating: 0, count: completedRing.count)
+        guard failedRing.count == completedRing.count else {
+            throw DecodingError.dataCorruptedError(forKey: .f, in: k, debugDescription: "the failure ring's length differs from the completion ring's")
+        }
+        latency = try k.decode(LatencyHistogram.self, forKey: .latency)
+        recent = try k.decode([LatencySample].self, forKey: .recent)
+        lastActivity = try k.decodeIfPresent(Millis.self, forKey: .at)
+        let w = try k.decode([Int].self, forKey: .w)
+        guard w.count == 3 else { throw DecodingError.dataCorruptedError(forKey: .w, in: k, debugDescription: "expected 3 window sums") }
+        (window4, window40, window240) = (w[0], w[1], w[2])
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var k = encoder.container(keyedBy: Keys.self)
+        try k.encode(total, forKey: .total)
+        try k.encode(Array(completedRing.suffix(Self.ringTicks)), forKey: .c)
+        let failed = failedRing.suffix(Self.ringTicks)
+        if failed.contains(where: { $0 != 0 }) { try k.encode(Array(failed), forKey: .f) }
+        try k.encode(latency, forKey: .latency)
+        try k.encode(recent, forKey: .recent)
+        try k.encodeIfPresent(lastActivity, forKey: .at)
+        try k.encode([window4, window40, window240], forKey: .w)
     }
 
     /// Latency percentile over the last 10 s, microseconds: the samples are already in the

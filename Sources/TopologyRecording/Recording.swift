@@ -12,9 +12,13 @@ import TopologyCore
 /// {"t":0,"e":{"sessionStarted":{…}}}
 /// {"t":250,"e":{"stats":{…}}}
 /// {"t":1000,"snapshot":true}        ← a live --batch snapshot was printed here
+/// {"t":10000,"keyframe":{…}}        ← the whole model after the lines before it (format 2)
+/// {"index":{"keyframes":[[10000,81234,41],…],"markers":[…],"duration":…,"snapshots":false}}
 /// ```
-/// `FILE.gz` is the same text, gzip-compressed (flushed in sync points, so a killed recorder
-/// leaves a readable prefix).
+/// The index (format 2) is the last line of a recording whose recorder closed it; a killed
+/// recorder leaves none, and a reader then reads the file whole. `FILE.gz` is the same text,
+/// gzip-compressed: flushed in sync points (a killed recorder leaves a readable prefix), with a
+/// new gzip member at each keyframe and for the index, so reading can start at any of them.
 public struct RecordingHeader: Codable, Sendable, Equatable {
     public var format: String
     public var version: Int
@@ -28,8 +32,9 @@ public struct RecordingHeader: Codable, Sendable, Equatable {
     public var host: String
 
     public static let formatName = "grpctop-recording"
-    /// Bumped when a reader of the previous version could not read the new lines.
-    public static let currentVersion = 1
+    /// Bumped when a reader of the previous version could not read the new lines: 2 added
+    /// keyframes and the index.
+    public static let currentVersion = 2
 
     public init(grpctop: String, target: String, options: [String], startedAt: Double, host: String) {
         format = Self.formatName
@@ -83,6 +88,70 @@ enum RecordingCodec {
     static func encodeSnapshotMark(_ at: Millis) throws -> Data {
         try encoder.encode(EventLine(t: at, e: nil, snapshot: true))
     }
+
+    /// `{"t":…,"keyframe":…}`, the time first, so a reader tells a keyframe line from its first
+    /// bytes and can pass over it without decoding the model.
+    static let keyframeMarker = Data(#","keyframe":"#.utf8)
+    static func encodeKeyframe(at: Millis, _ model: Model) throws -> Data {
+        var d = Data(#"{"t":\#(at)"#.utf8)
+        d.append(keyframeMarker)
+        d.append(try encoder.encode(model))
+        d.append(UInt8(ascii: "}"))
+        return d
+    }
+
+    struct KeyframeLine: Decodable {
+        var t: Millis
+        var keyframe: Model
+    }
+
+    static let indexPrefix = Data(#"{"index":"#.utf8)
+    struct IndexLine: Codable { var index: RecordingIndex }
+    static func encodeIndex(_ index: RecordingIndex) throws -> Data {
+        try encoder.encode(IndexLine(index: index))
+    }
+
+    /// Whether a line (without its newline) is a keyframe: `{"t":DIGITS,"keyframe":`.
+    static func isKeyframe(_ line: Data.SubSequence) -> Bool {
+        let prefix = Data(#"{"t":"#.utf8)
+        guard line.starts(with: prefix) else { return false }
+        var i = line.startIndex + prefix.count
+        while i < line.endIndex, line[i] >= 0x30 && line[i] <= 0x39 { i += 1 }
+        return line[i...].starts(with: keyframeMarker)
+    }
+}
+
+/// The last line of a closed recording: where each keyframe starts, the markers and the length.
+public struct RecordingIndex: Codable, Sendable, Equatable {
+    public struct Keyframe: Codable, Sendable, Equatable {
+        public var at: Millis
+        /// Byte offset of the keyframe line in the file (gzip: of the member it starts).
+        public var offset: Int64
+        /// Its line number (1 = the header).
+        public var line: Int
+        public init(at: Millis, offset: Int64, line: Int) {
+            self.at = at
+            self.offset = offset
+            self.line = line
+        }
+        public init(from decoder: Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            self.init(at: try c.decode(Millis.self), offset: try c.decode(Int64.self), line: try c.decode(Int.self))
+        }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.unkeyedContainer()
+            try c.encode(at)
+            try c.encode(offset)
+            try c.encode(line)
+        }
+    }
+    public var keyframes: [Keyframe] = []
+    public var markers: [Millis] = []
+    /// Session time of the last line.
+    public var duration: Millis = 0
+    /// Whether a live `--batch` run printed snapshots (`{"snapshot":true}` lines).
+    public var snapshots = false
+    public init() {}
 }
 
 /// What is wrong with a recording, as one line: `FILE:LINE: what`.

@@ -6,31 +6,53 @@ import TopologyCore
 /// second (a timer) and on `close`, so a crash or SIGKILL loses at most the last second and
 /// leaves a readable file (a gzip file is sync-flushed, so its prefix decompresses).
 ///
-/// `record` only appends the event to a list (it runs on the engine's loop, between RPCs); the
+/// Every `keyframeEveryMs` of session time it also writes a keyframe — the whole model as it
+/// stands — and on `close` an index of the keyframes (time, byte offset, line), the markers and
+/// the duration as the last line. A gzip file starts a new gzip member at each keyframe and for
+/// the index, so a reader can start decompressing at any keyframe: opening and seeking read one
+/// segment, not the file (see `IndexedRecording`).
+///
+/// `record` only appends the event (and, when a keyframe is due, a copy of the model — a value
+/// type, so the copy is a reference) to a list: it runs on the engine's loop, between RPCs. The
 /// JSON encoding and the disk writes happen in `flush`, on the recorder's own queue.
 public final class RecordingWriter: @unchecked Sendable {
     public let path: String
     public let compressed: Bool
-    /// Guards `pending` only: held for an append or a swap, never during encoding or I/O.
+    public let keyframeEveryMs: Millis
+    /// A keyframe of 100 busy endpoints is ~2.6 MB of JSON (~400 kB gzip): every 30 s is the
+    /// balance between file size and seek time (README, Performance).
+    public static let defaultKeyframeEveryMs: Millis = 30_000
+    private enum Pending {
+        case line(RecordedLine)
+        case keyframe(Millis, Model)
+    }
+    /// Guards `pending` and `nextKeyframe` only: held for an append or a swap, never during
+    /// encoding or I/O.
     private let lock = NSLock()
-    private var pending: [RecordedLine] = []
+    private var pending: [Pending] = []
+    private var nextKeyframe: Millis
     /// Serialises flushes and the file state below.
     private let io = NSLock()
-    private var fd: Int32
+    private let fd: Int32
+    /// The open gzip member (on a `dup` of `fd`: closing it ends the member, not the file).
     private var gz: gzFile?
     private var closed = false
     private var failure: String?
     private var timer: DispatchSourceTimer?
+    private var index = RecordingIndex()
+    private var linesWritten = 0
 
-    public init(path: String, header: RecordingHeader) throws(RecordingError) {
+    public init(path: String, header: RecordingHeader, keyframeEveryMs: Millis = RecordingWriter.defaultKeyframeEveryMs) throws(RecordingError) {
         self.path = path
+        self.keyframeEveryMs = max(1, keyframeEveryMs)
+        nextKeyframe = self.keyframeEveryMs
         compressed = path.hasSuffix(".gz")
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw RecordingError("--record \(path): cannot create it (\(String(cString: strerror(errno))))")
         }
         if compressed {
-            gz = gzdopen(fd, "wb6")
+            gz = gzdopen(dup(fd), "wb6")
             guard gz != nil else { throw RecordingError("--record \(path): cannot start gzip") }
         }
         var line: Data
@@ -38,7 +60,10 @@ public final class RecordingWriter: @unchecked Sendable {
             throw RecordingError("cannot encode the recording header: \(error)")
         }
         line.append(UInt8(ascii: "\n"))
-        io.withLock { write(line) }
+        io.withLock {
+            write(line)
+            linesWritten = 1
+        }
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "grpctop.recorder"))
         t.schedule(deadline: .now() + 1, repeating: 1)
         t.setEventHandler { [weak self] in self?.flush() }
@@ -46,14 +71,21 @@ public final class RecordingWriter: @unchecked Sendable {
         timer = t
     }
 
-    /// Appends one event (called on the engine's loop, after the model applied it).
-    public func record(_ e: TimedEvent) {
-        lock.withLock { pending.append(.event(e)) }
+    /// Appends one event, and a keyframe of `model` when one is due (called on the engine's
+    /// loop, with the model as it stands after applying the event).
+    public func record(_ e: TimedEvent, model: Model) {
+        lock.withLock {
+            pending.append(.line(.event(e)))
+            if e.at >= nextKeyframe {
+                pending.append(.keyframe(e.at, model))
+                nextKeyframe = e.at + keyframeEveryMs
+            }
+        }
     }
 
     /// Notes that a live `--batch` snapshot was printed after the events recorded so far.
     public func markSnapshot(at: Millis) {
-        lock.withLock { pending.append(.snapshot(at: at)) }
+        lock.withLock { pending.append(.line(.snapshot(at: at))) }
     }
 
     /// The file's size on disk now (what the header shows next to REC).
@@ -68,29 +100,68 @@ public final class RecordingWriter: @unchecked Sendable {
     /// Encodes and writes what has been recorded since the last flush.
     public func flush() {
         io.withLock {
-            let lines = lock.withLock {
+            let items = lock.withLock {
                 let l = pending
                 pending.removeAll(keepingCapacity: true)
                 return l
             }
-            guard !closed, failure == nil, !lines.isEmpty else { return }
+            guard !closed, failure == nil, !items.isEmpty else { return }
             var data = Data()
-            for line in lines {
-                let encoded: Data?
-                switch line {
-                case .event(let e): encoded = try? RecordingCodec.encodeEvent(e)
-                case .snapshot(let t): encoded = try? RecordingCodec.encodeSnapshotMark(t)
+            for item in items {
+                switch item {
+                case .line(let line):
+                    let encoded: Data?
+                    switch line {
+                    case .event(let e):
+                        encoded = try? RecordingCodec.encodeEvent(e)
+                        if case .marker = e.event { index.markers.append(e.at) }
+                    case .snapshot(let t):
+                        encoded = try? RecordingCodec.encodeSnapshotMark(t)
+                        index.snapshots = true
+                    }
+                    guard let encoded else { continue }
+                    data.append(encoded)
+                    data.append(UInt8(ascii: "\n"))
+                    linesWritten += 1
+                    index.duration = max(index.duration, line.at)
+                case .keyframe(let t, let model):
+                    guard let encoded = try? RecordingCodec.encodeKeyframe(at: t, model) else { continue }
+                    write(data)
+                    data.removeAll(keepingCapacity: true)
+                    guard let offset = startSegment() else { return }
+                    index.keyframes.append(RecordingIndex.Keyframe(at: t, offset: offset, line: linesWritten + 1))
+                    data.append(encoded)
+                    data.append(UInt8(ascii: "\n"))
+                    linesWritten += 1
                 }
-                guard let encoded else { continue }
-                data.append(encoded)
-                data.append(UInt8(ascii: "\n"))
             }
             write(data)
         }
     }
 
+    /// Where the next line starts in the file: for gzip, the current member ends and a new one
+    /// begins. Under `io`; nil after a failure.
+    private func startSegment() -> Int64? {
+        guard failure == nil else { return nil }
+        if let old = gz {
+            gz = nil
+            guard gzclose(old) == Z_OK, let next = gzdopen(dup(fd), "wb6") else {
+                failure = "recording to \(path) stopped: cannot start a gzip member"
+                return nil
+            }
+            gz = next
+        }
+        let off = lseek(fd, 0, SEEK_CUR)
+        guard off >= 0 else {
+            failure = "recording to \(path) stopped: \(String(cString: strerror(errno)))"
+            return nil
+        }
+        return Int64(off)
+    }
+
     /// Writes `data` (plain, or gzip with a sync flush); the first failure stops recording. Under `io`.
     private func write(_ data: Data) {
+        guard failure == nil, !data.isEmpty else { return }
         let ok: Bool = data.withUnsafeBytes { raw in
             if let gz {
                 var off = 0
@@ -113,7 +184,7 @@ public final class RecordingWriter: @unchecked Sendable {
         if !ok { failure = "recording to \(path) stopped: \(String(cString: strerror(errno)))" }
     }
 
-    /// Writes what is left and closes the file.
+    /// Writes what is left and the index, and closes the file.
     public func close() {
         timer?.cancel()
         timer = nil
@@ -121,7 +192,13 @@ public final class RecordingWriter: @unchecked Sendable {
         io.withLock {
             guard !closed else { return }
             closed = true
-            if let gz { gzclose(gz) } else { fsync(fd); Foundation.close(fd) }
+            if failure == nil, let line = try? RecordingCodec.encodeIndex(index), startSegment() != nil {
+                write(line + Data("\n".utf8))
+            }
+            if let gz { gzclose(gz) }
+            gz = nil
+            fsync(fd)
+            Foundation.close(fd)
         }
     }
 
@@ -171,22 +248,24 @@ public struct Recording: Sendable {
     /// Parses recording text; never crashes, whatever the bytes.
     public static func parse(_ data: Data, name: String, version: String) throws(RecordingError) -> Recording {
         guard !data.isEmpty else { throw RecordingError("\(name) is empty: not a grpctop recording (make one with grpctop watch --record FILE)") }
-        var lineStarts: [(Int, Int)] = []
-        var start = data.startIndex
-        var truncated = false
-        while start < data.endIndex {
-            if let nl = data[start...].firstIndex(of: 0x0A) {
-                lineStarts.append((start, nl))
-                start = nl + 1
-            } else {
-                truncated = true
-                if lineStarts.isEmpty { lineStarts.append((start, data.endIndex)) }
-                break
-            }
-        }
+        var (lineStarts, truncated) = lineRanges(data, from: data.startIndex)
+        if lineStarts.isEmpty { lineStarts.append((data.startIndex, data.endIndex)) }
         let decoder = RecordingCodec.decoder()
         let (h0, h1) = lineStarts[0]
-        let headerBytes = data[h0..<h1]
+        let header = try parseHeader(data[h0..<h1], name: name, version: version, decoder: decoder)
+        if truncated && lineStarts.count == 1 && lineStarts[0].1 == data.endIndex {
+            // Only a partial header line: nothing to replay yet.
+            return Recording(header: header, lines: [], stoppedAt: nil, truncated: true)
+        }
+        let (lines, stopped) = decodeLines(data, lineStarts.dropFirst(), firstLine: 2, name: name, decoder: decoder)
+        if let first = lines.first, case .event(let e) = first, case .sessionStarted = e.event {} else if !lines.isEmpty {
+            throw RecordingError("\(name):2: the recording does not start with the session (its first event must be sessionStarted)")
+        }
+        return Recording(header: header, lines: lines, stoppedAt: stopped, truncated: truncated)
+    }
+
+    /// The first line: a grpctop-recording header of a format this grpctop reads.
+    static func parseHeader(_ headerBytes: Data.SubSequence, name: String, version: String, decoder: JSONDecoder) throws(RecordingError) -> RecordingHeader {
         struct Probe: Decodable { var format: String?; var version: Int?; var grpctop: String? }
         guard let probe = try? decoder.decode(Probe.self, from: headerBytes), probe.format == RecordingHeader.formatName else {
             throw RecordingError("\(name) is not a grpctop recording (its first line is not a grpctop-recording header)")
@@ -194,29 +273,29 @@ public struct Recording: Sendable {
         if let v = probe.version, v > RecordingHeader.currentVersion {
             throw RecordingError("\(name) has recording format \(v), written by grpctop \(probe.grpctop ?? "?"); this grpctop (\(version)) reads format \(RecordingHeader.currentVersion): replay it with grpctop \(probe.grpctop ?? "of that version") or newer")
         }
-        let header: RecordingHeader
-        do { header = try decoder.decode(RecordingHeader.self, from: headerBytes) } catch {
+        do { return try decoder.decode(RecordingHeader.self, from: headerBytes) } catch {
             throw RecordingError("\(name):1: the header is incomplete (\(describe(error)))")
         }
-        if truncated && lineStarts.count == 1 && lineStarts[0].1 == data.endIndex {
-            // Only a partial header line: nothing to replay yet.
-            return Recording(header: header, lines: [], stoppedAt: nil, truncated: true)
-        }
+    }
+
+    /// Decodes event and snapshot lines (byte ranges of `data`, numbered from `firstLine`),
+    /// passing over keyframes and the index; stops at the first bad line.
+    static func decodeLines<S: Sequence<(Int, Int)>>(_ data: Data, _ ranges: S, firstLine: Int, name: String, decoder: JSONDecoder,
+                                                   after: Millis = 0) -> ([RecordedLine], RecordingError?) {
         var lines: [RecordedLine] = []
-        lines.reserveCapacity(lineStarts.count)
-        var stopped: RecordingError?
-        var last: Millis = 0
-        for (i, (a, b)) in lineStarts.enumerated().dropFirst() {
+        lines.reserveCapacity(ranges.underestimatedCount)
+        var last = after
+        for (i, (a, b)) in ranges.enumerated() {
             let bytes = data[a..<b]
-            if bytes.isEmpty { continue }
+            let number = firstLine + i
+            // Keyframes and the index only speed up seeking: reading lines passes over them.
+            if bytes.isEmpty || RecordingCodec.isKeyframe(bytes) || bytes.starts(with: RecordingCodec.indexPrefix) { continue }
             let line: RecordingCodec.EventLine
             do { line = try decoder.decode(RecordingCodec.EventLine.self, from: bytes) } catch {
-                stopped = RecordingError("\(name):\(i + 1): not a recording line (\(describe(error)))")
-                break
+                return (lines, RecordingError("\(name):\(number): not a recording line (\(describe(error)))"))
             }
             guard line.t >= last else {
-                stopped = RecordingError("\(name):\(i + 1): time goes backwards (\(line.t) ms after \(last) ms)")
-                break
+                return (lines, RecordingError("\(name):\(number): time goes backwards (\(line.t) ms after \(last) ms)"))
             }
             last = line.t
             if let e = line.e {
@@ -224,14 +303,23 @@ public struct Recording: Sendable {
             } else if line.snapshot == true {
                 lines.append(.snapshot(at: line.t))
             } else {
-                stopped = RecordingError("\(name):\(i + 1): a line with neither an event nor a snapshot mark")
-                break
+                return (lines, RecordingError("\(name):\(number): a line with neither an event nor a snapshot mark"))
             }
         }
-        if let first = lines.first, case .event(let e) = first, case .sessionStarted = e.event {} else if !lines.isEmpty {
-            throw RecordingError("\(name):2: the recording does not start with the session (its first event must be sessionStarted)")
+        return (lines, nil)
+    }
+
+    /// The (start, end) byte ranges of the complete lines of `data` from `start`, and whether
+    /// it ends inside a line.
+    static func lineRanges(_ data: Data, from start: Int) -> (ranges: [(Int, Int)], truncated: Bool) {
+        var out: [(Int, Int)] = []
+        var start = start
+        while start < data.endIndex {
+            guard let nl = data[start...].firstIndex(of: 0x0A) else { return (out, true) }
+            out.append((start, nl))
+            start = nl + 1
         }
-        return Recording(header: header, lines: lines, stoppedAt: stopped, truncated: truncated)
+        return (out, false)
     }
 
     static func describe(_ error: Error) -> String {

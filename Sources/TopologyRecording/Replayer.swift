@@ -32,41 +32,49 @@ public struct Replayer: Sendable {
     }
 }
 
-/// The replay dashboard's clock over a `Replayer`: position, speed, pause, seeking. No wall
+/// The replay dashboard's clock over a `ReplaySource`: position, speed, pause, seeking. No wall
 /// clock inside: the loop tells it how much real time passed.
 ///
-/// Seeking backwards restarts from the nearest checkpoint — a copy of the model (a value type)
-/// taken every `checkpointEveryMs` of session time the first time play passes there — so a seek
-/// costs at most one checkpoint interval of events, and lands on exactly the model playing
-/// through would give.
+/// A seek starts from the latest restart point at or before the target — a keyframe from the
+/// file, or (for a recording read whole) a copy of the model, a value type, taken every
+/// `checkpointEveryMs` of session time the first time play passes there — and applies the lines
+/// after it, so it costs at most one interval of events and lands on exactly the model playing
+/// through would give (keyframes are that model, written down; a test holds them to it).
 public struct ReplayPlayer: Sendable {
-    public private(set) var replayer: Replayer
+    public let source: ReplaySource
+    public private(set) var model = Model()
     /// Session time shown, ms.
     public private(set) var position: Millis = 0
     public private(set) var speed: Double = 1
     public private(set) var paused = false
     public let checkpointEveryMs: Millis
-    private var checkpoints: [(at: Millis, position: Int, model: Model)] = []
+    /// The segment being played, its lines, and the next line to apply.
+    private var segment = 0
+    private var lines: [RecordedLine] = []
+    private var next = 0
+    /// Session time of the last applied line.
+    private var now: Millis = 0
+    private var checkpoints: [(at: Millis, segment: Int, next: Int, model: Model)] = []
     public static let speeds: [Double] = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64]
 
-    public init(_ recording: Recording, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
-        replayer = Replayer(recording)
-        markers = recording.lines.compactMap { line in
-            if case .event(let e) = line, case .marker = e.event { return e.at }
-            return nil
-        }
+    public init(_ source: ReplaySource, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
+        self.source = source
         self.speed = speed
         self.checkpointEveryMs = checkpointEveryMs
-        replayer.step()  // the session start, so the first frame has a header
-        position = replayer.now
-        checkpoints.append((position, replayer.position, replayer.model))
+        lines = source.segment(0).lines
+        step()  // the session start, so the first frame has a header
+        position = now
+        checkpoints.append((now, segment, next, model))
     }
 
-    public var model: Model { replayer.model }
-    public var duration: Millis { replayer.recording.duration }
+    public init(_ recording: Recording, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
+        self.init(ReplaySource(recording), speed: speed, checkpointEveryMs: checkpointEveryMs)
+    }
+
+    public var duration: Millis { source.duration }
     public var atEnd: Bool { position >= duration }
-    /// Marker events' times (for `n` / `N` and the timeline), found once.
-    public let markers: [Millis]
+    /// Marker events' times (for `n` / `N` and the timeline).
+    public var markers: [Millis] { source.markers }
 
     /// Real time passed: moves the position by `wallMs × speed` unless paused; stops at the end.
     public mutating func tick(wallMs: Double) {
@@ -90,16 +98,29 @@ public struct ReplayPlayer: Sendable {
     /// Moves to session time `t` (clamped to the recording).
     public mutating func seek(to t: Millis) {
         let target = max(0, min(t, duration))
-        if target < replayer.now {
-            // Back: the latest checkpoint at or before the target, then forward.
-            let cp = checkpoints.last { $0.at <= target } ?? checkpoints[0]
-            replayer.restore(model: cp.model, position: cp.position)
+        let k = source.segment(containing: target)
+        let cp = checkpoints.last { $0.at <= target } ?? checkpoints[0]
+        if k > 0 && source.segmentStarts[k] >= cp.at && (target < now || k > segment) {
+            // A keyframe between here and the target, or behind us: start from it.
+            let seg = source.segment(k)
+            if let m = seg.model {
+                model = m
+                segment = k
+                lines = seg.lines
+                next = 0
+                now = source.segmentStarts[k]
+            }
+        } else if target < now || cp.at > now {
+            model = cp.model
+            segment = cp.segment
+            lines = source.segment(cp.segment).lines
+            next = cp.next
+            now = cp.at
         }
-        while !replayer.atEnd, replayer.recording.lines[replayer.position].at <= target {
-            replayer.step()
-            let now = replayer.now
-            if now >= (checkpoints.last?.at ?? 0) + checkpointEveryMs {
-                checkpoints.append((now, replayer.position, replayer.model))
+        while let at = nextLineAt(), at <= target {
+            step()
+            if !source.indexed && now >= (checkpoints.last?.at ?? 0) + checkpointEveryMs {
+                checkpoints.append((now, segment, next, model))
             }
         }
         position = target
@@ -109,12 +130,23 @@ public struct ReplayPlayer: Sendable {
 
     public mutating func nextMarker() { if let m = markers.first(where: { $0 > position }) { seek(to: m) } }
     public mutating func previousMarker() { if let m = markers.last(where: { $0 < position - 500 }) { seek(to: m) } }
-}
 
-extension Replayer {
-    /// Jumps to a state a checkpoint saved.
-    mutating func restore(model: Model, position: Int) {
-        self.model = model
-        self.position = position
+    /// The time of the next line, moving to the next segment when this one is done.
+    private mutating func nextLineAt() -> Millis? {
+        while next >= lines.count {
+            guard segment + 1 < source.availableSegments else { return nil }
+            segment += 1
+            lines = source.segment(segment).lines
+            next = 0
+        }
+        return lines[next].at
+    }
+
+    private mutating func step() {
+        guard nextLineAt() != nil else { return }
+        let line = lines[next]
+        next += 1
+        if case .event(let e) = line { _ = model.apply(e) }
+        now = line.at
     }
 }

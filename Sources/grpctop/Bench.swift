@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Benchmark the kubernetes resolver instead: 5,000 endpoints in 50 slices from a stand-in API server.") var kubernetes = false
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
     @Option(help: "Minutes of synthetic session for --recording.") var minutes = 1.0
+    @Option(name: .customLong("keyframe-every"), help: "Session time between keyframes for --recording.") var keyframeEvery = "30s"
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -53,7 +54,7 @@ struct Bench: ParsableCommand {
             return
         }
         if recording {
-            let r = try RecordingBenchmark.run(minutes: minutes)
+            let r = try RecordingBenchmark.run(minutes: minutes, keyframeEveryMs: try parseDuration(keyframeEvery, flag: "--keyframe-every"))
             try printReport(r, json: output == "json", table: RecordingBenchmark.table(r))
             return
         }

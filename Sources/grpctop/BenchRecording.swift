@@ -5,33 +5,40 @@ import TopologyRecording
 import TopologyView
 
 /// `grpctop bench --recording`: a synthetic session of 100 endpoints at 10,000 RPS (each tick's
-/// latencies bucketed by the same HdrHistogram the engine uses) written through the recorder:
-/// bytes per minute, plain and gzip; then replaying it: reading, and 64× playback (events
-/// applied and a 200×60 frame rendered per 250 ms of wall time).
+/// latencies bucketed by the same HdrHistogram the engine uses), applied to a model and written
+/// through the recorder (keyframes every 30 s by default, as `watch --record` writes them): bytes per minute, plain
+/// and gzip; then replaying the gzip file: opening it, seeking to random points, and 64×
+/// playback (events applied and a 200×60 frame rendered per 250 ms of wall time).
 enum RecordingBenchmark {
     struct Report: Codable {
         var endpoints: Int
         var rps: Int
         var minutes: Double
+        var keyframeEveryMs: Millis
         var bytesPerMinutePlain: Int64
         var bytesPerMinuteGzip: Int64
-        var readAndParseMsPerMinute: Double
+        var openMs: Double
+        /// Reading the file whole, as a recording without an index is (only measured up to 10 minutes).
+        var wholeReadMsPerMinute: Double?
+        var seekMsP50: Double
+        var seekMsMax: Double
+        var seeks: Int
         var playback64xFrameMsP50: Double
         var playback64xFrameMsMax: Double
     }
 
-    static func events(endpoints n: Int, rps: Int, seconds: Int, seed: UInt64) -> [TimedEvent] {
+    /// The session, one event at a time (an hour of it does not fit in memory as a list).
+    static func events(endpoints n: Int, rps: Int, seconds: Int, seed: UInt64, _ body: (TimedEvent) -> Void) {
         var rng = SeededGenerator(seed: seed)
-        var out: [TimedEvent] = []
-        out.append(TimedEvent(at: 0, .sessionStarted(SessionInfo(
+        body(TimedEvent(at: 0, .sessionStarted(SessionInfo(
             target: "kubernetes:///big.bench:grpc", resolver: "kubernetes", policy: .roundRobin, rpc: "Health/Check",
             identityHeader: nil, traffic: .rate(Double(rps)), startedAt: 1_795_000_000, host: "bench", version: GRPCTop.version))))
         let eps = (0..<n).map { ScriptedModel.endpoint($0) }
-        out.append(TimedEvent(at: 5, .resolverUpdated(ResolverResult(endpoints: eps))))
+        body(TimedEvent(at: 5, .resolverUpdated(ResolverResult(endpoints: eps))))
+        for id in 1...n { body(TimedEvent(at: 10, .subchannel(id, .stateChanged(to: .connecting, reason: nil, backoffMs: nil)))) }
         for id in 1...n {
-            out.append(TimedEvent(at: 10, .subchannel(id, .stateChanged(to: .connecting, reason: nil, backoffMs: nil))))
-            out.append(TimedEvent(at: 12, .subchannel(id, .connected(local: "10.9.0.1:4\(id)", remote: eps[id - 1].addresses[0].description, connectMs: 2))))
-            out.append(TimedEvent(at: 12, .subchannel(id, .stateChanged(to: .ready, reason: nil, backoffMs: nil))))
+            body(TimedEvent(at: 12, .subchannel(id, .connected(local: "10.9.0.1:4\(id)", remote: eps[id - 1].addresses[0].description, connectMs: 2))))
+            body(TimedEvent(at: 12, .subchannel(id, .stateChanged(to: .ready, reason: nil, backoffMs: nil))))
         }
         let perTick = rps / 4 / n
         for k in 1...(seconds * 4) {
@@ -52,56 +59,89 @@ enum RecordingBenchmark {
                 tick.backends.append(BackendTick(name: eps[i].displayName, delta: d))
                 tick.subchannels.append(SubchannelTick(id: i + 1, activeStreams: 2, queued: 0, delta: d))
             }
-            out.append(TimedEvent(at: Millis(k * 250), .stats(tick)))
+            if k % 240 == 120 { body(TimedEvent(at: Millis(k * 250), .marker("minute \(k / 240)"))) }
+            body(TimedEvent(at: Millis(k * 250), .stats(tick)))
         }
-        return out
     }
 
-    static func run(minutes: Double) throws -> Report {
+    static func run(minutes: Double, keyframeEveryMs: Millis) throws -> Report {
         let seconds = max(10, Int(minutes * 60))
-        let evs = events(endpoints: 100, rps: 10_000, seconds: seconds, seed: 1)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("grpctop-bench-rec-\(getpid())").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        var sizes: [Int64] = []
-        for name in ["r.jsonl", "r.jsonl.gz"] {
-            let w: RecordingWriter
+        defer { if ProcessInfo.processInfo.environment["GRPCTOP_BENCH_KEEP"] == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        let names = ["r.jsonl", "r.jsonl.gz"]
+        var writers: [RecordingWriter] = []
+        for name in names {
             do {
-                w = try RecordingWriter(path: dir + "/" + name, header: RecordingHeader(grpctop: GRPCTop.version, target: "bench", options: [], startedAt: 0, host: "bench"))
+                writers.append(try RecordingWriter(path: dir + "/" + name, header: RecordingHeader(grpctop: GRPCTop.version, target: "bench", options: [], startedAt: 0, host: "bench"),
+                                               keyframeEveryMs: keyframeEveryMs))
             } catch { throw UsageFailure("\(error)") }
-            for e in evs { w.record(e) }
-            w.close()
-            sizes.append(Int64((try? FileManager.default.attributesOfItem(atPath: dir + "/" + name)[.size] as? Int) ?? 0))
         }
+        var model = Model()
+        var count = 0
+        events(endpoints: 100, rps: 10_000, seconds: seconds, seed: 1) { e in
+            _ = model.apply(e)
+            for w in writers { w.record(e, model: model) }
+            count += 1
+            if count % 2000 == 0 { for w in writers { w.flush() } }
+        }
+        for w in writers { w.close() }
+        let sizes = names.map { Int64((try? FileManager.default.attributesOfItem(atPath: dir + "/" + $0)[.size] as? Int) ?? 0) }
         let perMinute = { (b: Int64) in Int64(Double(b) / (Double(seconds) / 60)) }
+        func ms(since t0: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6 }
+
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let rec: Recording
-        do { rec = try Recording.read(path: dir + "/r.jsonl.gz", version: GRPCTop.version) } catch { throw UsageFailure("\(error)") }
-        let readMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-        // 64×: each 250 ms frame covers 16 s of session (64 ticks) to apply, then one render.
-        var player = ReplayPlayer(rec, speed: 64)
+        let source: ReplaySource
+        do { source = try ReplaySource.open(path: dir + "/r.jsonl.gz", version: GRPCTop.version) } catch { throw UsageFailure("\(error)") }
+        var player = ReplayPlayer(source, speed: 64)
+        let openMs = ms(since: t0)
+        guard source.indexed, source.stoppedAt == nil, source.duration == Millis(seconds) * 1000 else {
+            throw UsageFailure("the benchmark's recording did not read back whole: \(source.stoppedAt?.description ?? "no index")")
+        }
+        // Seeks to random points (each one a segment the player has not read yet, mostly).
+        var rng = SeededGenerator(seed: 7)
+        var seekMs: [Double] = []
+        for _ in 0..<30 {
+            let to = Millis(rng.next() % UInt64(source.duration + 1))
+            let s0 = DispatchTime.now().uptimeNanoseconds
+            player.seek(to: to)
+            _ = Dashboard.render(model: player.model, state: ViewState(), width: 200, height: 60, previousRows: nil)
+            seekMs.append(ms(since: s0))
+        }
+        // 64×: each 250 ms frame covers 16 s of session (64 ticks) to apply, then one render;
+        // at most 5 minutes of it.
+        player.seek(to: 0)
         var frameMs: [Double] = []
         var rows: PaneRows?
         var state = ViewState()
-        while !player.atEnd {
+        while !player.atEnd && player.position < 300_000 {
             let f0 = DispatchTime.now().uptimeNanoseconds
             player.tick(wallMs: 250)
-            state.timeline = Timeline(position: player.position, duration: player.duration, speed: 64, paused: false, markers: [])
+            state.timeline = Timeline(position: player.position, duration: player.duration, speed: 64, paused: false, markers: player.markers)
             let frame = Dashboard.render(model: player.model, state: state, width: 200, height: 60, previousRows: rows)
             rows = frame.rows
-            frameMs.append(Double(DispatchTime.now().uptimeNanoseconds - f0) / 1e6)
+            frameMs.append(ms(since: f0))
         }
-        return Report(endpoints: 100, rps: 10_000, minutes: Double(seconds) / 60,
+        seekMs.sort()
+        var whole: Double?
+        if seconds <= 600 {
+            let w0 = DispatchTime.now().uptimeNanoseconds
+            _ = try? Recording.read(path: dir + "/r.jsonl.gz", version: GRPCTop.version)
+            whole = ms(since: w0) / (Double(seconds) / 60)
+        }
+        return Report(endpoints: 100, rps: 10_000, minutes: Double(seconds) / 60, keyframeEveryMs: keyframeEveryMs,
                       bytesPerMinutePlain: perMinute(sizes[0]), bytesPerMinuteGzip: perMinute(sizes[1]),
-                      readAndParseMsPerMinute: readMs / (Double(seconds) / 60),
+                      openMs: openMs, wholeReadMsPerMinute: whole, seekMsP50: seekMs[seekMs.count / 2], seekMsMax: seekMs.last ?? 0, seeks: seekMs.count,
                       playback64xFrameMsP50: frameMs.sorted()[frameMs.count / 2], playback64xFrameMsMax: frameMs.max() ?? 0)
     }
 
     static func table(_ r: Report) -> String {
         """
-        Recording: \(r.endpoints) endpoints at \(r.rps) RPS, \(formatNumber(r.minutes)) min synthetic session
+        Recording: \(r.endpoints) endpoints at \(r.rps) RPS, \(formatNumber(r.minutes)) min synthetic session, keyframes every \(formatDuration(r.keyframeEveryMs))
           bytes per minute            plain \(formatBytes(r.bytesPerMinutePlain))   gzip \(formatBytes(r.bytesPerMinuteGzip))
-          read + parse (gzip)         \(String(format: "%.0f", r.readAndParseMsPerMinute)) ms per recorded minute
+          open (header, index, first segment, first frame's model)   \(String(format: "%.1f", r.openMs)) ms
+          read whole instead (no index: a killed recorder)   \(r.wholeReadMsPerMinute.map { String(format: "%.0f ms per recorded minute", $0) } ?? "not measured (over 10 min)")
+          seek to a random point + render a 200×60 frame ( \(r.seeks) seeks)   p50 \(String(format: "%.1f", r.seekMsP50)) ms   max \(String(format: "%.1f", r.seekMsMax)) ms
           64× playback, per 250 ms frame (16 s of events applied + a 200×60 render)  p50 \(String(format: "%.1f", r.playback64xFrameMsP50)) ms   max \(String(format: "%.1f", r.playback64xFrameMsMax)) ms
 
         """

@@ -141,7 +141,7 @@ final class DemoRun: @unchecked Sendable {
         config.timeoutMs = 5000
         config.version = GRPCTop.version
         engine = try Engine(config: config, resolver: resolver, loop: group.next())
-        if let recorder { engine.observe { timed, _ in recorder.record(timed) } }
+        if let recorder { engine.observe { timed, model in recorder.record(timed, model: model) } }
         controller = DemoController(story: story, fleet: fleet, proxy: proxy, resolver: resolver, engine: engine, pods: pods, speed: speed)
         try engine.start().wait()
         controller.start()

@@ -42,33 +42,51 @@ struct Replay: ParsableCommand {
         if !batch, let s = speed, !ReplayPlayer.speeds.contains(s) {
             throw UsageFailure("--speed \(formatNumber(s)): the dashboard plays at 0.25, 0.5, 1, 2, 4 … 64")
         }
+        let interactive = !batch && isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0
+        if exportCast != nil || interactive {
+            // Seeking: through the recording's index, one segment at a time.
+            let source: ReplaySource
+            do { source = try ReplaySource.open(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+            try play(source, fromMs: fromMs, toMs: toMs)
+            return
+        }
+        if !batch {
+            FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; replaying in --batch mode\n".utf8))
+        }
         let recording: Recording
         do { recording = try Recording.read(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+        try printBatch(recording, fromMs: fromMs, toMs: toMs, intervalMs: intervalMs)
+    }
+
+    /// The dashboard, or `--export-cast`.
+    func play(_ source: ReplaySource, fromMs: Millis, toMs: Millis) throws {
         if let cast = exportCast {
             let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, (Dashboard.minWidth...1000).contains(parts[0]), (Dashboard.minHeight...500).contains(parts[1]) else {
                 throw UsageFailure("--size '\(size)' must be COLUMNSxROWS, at least \(Dashboard.minWidth)x\(Dashboard.minHeight), e.g. 120x40")
             }
             guard fps > 0, fps <= 60 else { throw UsageFailure("--fps must be more than 0 (and at most 60)") }
-            let r = try CastExport.write(recording, to: cast, width: parts[0], height: parts[1], speed: speed ?? 1, fps: fps, from: fromMs, to: toMs)
+            let r = try CastExport.write(source, to: cast, width: parts[0], height: parts[1], speed: speed ?? 1, fps: fps, from: fromMs, to: toMs)
             FileHandle.standardError.write(Data("grpctop: wrote \(cast): \(r.frames) frames, \(formatDuration(r.durationMs)) at \(formatNumber(speed ?? 1))×, \(parts[0])x\(parts[1])\n".utf8))
-            if let stop = recording.stoppedAt {
+            if let stop = source.stoppedAt {
                 FileHandle.standardError.write(Data("grpctop: \(stop.description); exported everything before it\n".utf8))
                 throw ExitCode(1)
             }
             return
         }
-        if !batch && (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
-            FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; replaying in --batch mode\n".utf8))
-        } else if !batch {
-            if let stop = recording.stoppedAt {
-                FileHandle.standardError.write(Data("grpctop: \(stop.description); replaying everything before it\n".utf8))
-            }
-            let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
-            let model = try ReplayLoop.run(recording, speed: speed ?? 1, from: fromMs, colors: colors)
-            print(Summary(model).table(), terminator: "")
-            return
+        if let stop = source.stoppedAt {
+            FileHandle.standardError.write(Data("grpctop: \(stop.description); replaying everything before it\n".utf8))
         }
+        let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+        let model = try ReplayLoop.run(source, speed: speed ?? 1, from: fromMs, colors: colors)
+        print(Summary(model).table(), terminator: "")
+        if let stop = source.stoppedAt {
+            FileHandle.standardError.write(Data("grpctop: \(stop.description); replayed everything before it\n".utf8))
+        }
+    }
+
+    /// Snapshots and the summary, as the live batch run printed them.
+    func printBatch(_ recording: Recording, fromMs: Millis, toMs: Millis, intervalMs: Millis) throws {
         let json = output == "json"
         var r = Replayer(recording)
         let marks = recording.hasSnapshotMarks
@@ -112,18 +130,18 @@ struct Replay: ParsableCommand {
 /// `replay --export-cast`: the dashboard rendered at fixed steps of session time into an
 /// asciicast v2 file (a JSON header line, then `[seconds, "o", text]` lines).
 enum CastExport {
-    static func write(_ recording: Recording, to path: String, width: Int, height: Int, speed: Double, fps: Double, from: Millis, to: Millis) throws -> (frames: Int, durationMs: Int64) {
+    static func write(_ source: ReplaySource, to path: String, width: Int, height: Int, speed: Double, fps: Double, from: Millis, to: Millis) throws -> (frames: Int, durationMs: Int64) {
         guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
             throw UsageFailure("--export-cast \(path): cannot create it")
         }
         defer { try? out.close() }
-        var player = ReplayPlayer(recording, speed: 1)
+        var player = ReplayPlayer(source, speed: 1)
         player.setPaused(true)
         let start = max(from, 0)
-        let end = min(to, recording.duration)
+        let end = min(to, source.duration)
         let header: [String: Any] = ["version": 2, "width": width, "height": height,
-                                     "timestamp": Int(recording.header.startedAt + Double(start) / 1000),
-                                     "title": "grpctop replay \(recording.header.target)",
+                                     "timestamp": Int(source.header.startedAt + Double(start) / 1000),
+                                     "title": "grpctop replay \(source.header.target)",
                                      "env": ["TERM": "xterm-256color", "SHELL": "/bin/sh"]]
         out.write(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) + Data("\n".utf8))
         let step = Millis(max(1, (1000 / fps).rounded()))
@@ -134,7 +152,7 @@ enum CastExport {
         var state = ViewState()
         while true {
             player.seek(to: t)
-            state.timeline = Timeline(position: player.position, duration: recording.duration, speed: speed, paused: false, markers: player.markers)
+            state.timeline = Timeline(position: player.position, duration: player.duration, speed: speed, paused: false, markers: player.markers)
             let frame = Dashboard.render(model: player.model, state: state, width: width, height: height, previousRows: rows)
             rows = frame.rows
             let text = ANSIFrame.update(from: previous, to: frame.grid)

@@ -250,7 +250,7 @@ struct Watch: ParsableCommand {
         } catch {
             fail("cannot set up TLS: \(error)")
         }
-        if let recorder { engine.observe { timed, _ in recorder.record(timed) } }
+        if let recorder { engine.observe { timed, model in recorder.record(timed, model: model) } }
         return engine
     }
 

@@ -44,13 +44,26 @@ func tempPath(_ name: String) -> String {
     return d + "/" + name
 }
 
-func write(_ events: [TimedEvent], to path: String, marks: Set<Int> = []) throws {
-    let w = try RecordingWriter(path: path, header: RecordingHeader(grpctop: "0.1.0", target: "file:endpoints.txt", options: ["file:endpoints.txt"], startedAt: 1_795_000_000, host: "test"))
+/// Records `events` as the engine would (with the model after each), keyframes every second
+/// by default, and closes the file (`close: false` leaves it as a killed recorder would: no index).
+func write(_ events: [TimedEvent], to path: String, marks: Set<Int> = [], keyframeEveryMs: Millis = 1000, close: Bool = true) throws {
+    let w = try RecordingWriter(path: path, header: RecordingHeader(grpctop: "0.1.0", target: "file:endpoints.txt", options: ["file:endpoints.txt"], startedAt: 1_795_000_000, host: "test"),
+                                keyframeEveryMs: keyframeEveryMs)
+    var model = Model()
     for (i, e) in events.enumerated() {
-        w.record(e)
+        _ = model.apply(e)
+        w.record(e, model: model)
         if marks.contains(i) { w.markSnapshot(at: e.at) }
     }
-    w.close()
+    if close {
+        w.close()
+    } else {
+        // What a SIGKILL leaves: everything flushed, no index.
+        w.flush()
+        let flushed = try Data(contentsOf: URL(fileURLWithPath: path))
+        w.close()
+        try flushed.write(to: URL(fileURLWithPath: path))
+    }
 }
 
 func modelOf(_ events: [TimedEvent]) -> Model {
@@ -126,7 +139,7 @@ struct RecordingFormatTests {
         let cases: [(String, String)] = [
             (empty, "is empty: not a grpctop recording"),
             (text, "is not a grpctop recording"),
-            (newer, "has recording format 7, written by grpctop 9.0.0; this grpctop (0.1.0) reads format 1: replay it with grpctop 9.0.0 or newer"),
+            (newer, "has recording format 7, written by grpctop 9.0.0; this grpctop (0.1.0) reads format 2: replay it with grpctop 9.0.0 or newer"),
             (tempPath("missing"), "no such file"),
         ]
         for (path, expected) in cases {
@@ -134,6 +147,10 @@ struct RecordingFormatTests {
             do { _ = try Recording.read(path: path, version: "0.1.0") } catch {
                 #expect(error.description.contains(expected), "\(error)")
                 #expect(!error.description.contains("\n"))
+            }
+            // The dashboard opens files through the index reader: the same messages.
+            do { _ = try ReplaySource.open(path: path, version: "0.1.0") } catch {
+                #expect(error.description.contains(expected), "\(error)")
             }
         }
     }
@@ -199,6 +216,70 @@ struct ReplayPlayerTests {
             straight.advance(to: min(t, rec.duration))
             #expect(Snapshot(player.model) == Snapshot(straight.model), "seek to \(t)")
             #expect(player.position == min(t, rec.duration))
+        }
+    }
+
+    /// Through the index (plain and gzip): opening reads the first segment only, and seeking
+    /// anywhere — restoring keyframes, forwards and backwards — lands on the model (and the
+    /// frame) playing the whole file through gives.
+    @Test(arguments: ["indexed.jsonl", "indexed.jsonl.gz"]) func keyframeSeekEqualsPlayingThrough(name: String) throws {
+        let path = tempPath(name)
+        try write(scriptedEvents(), to: path, keyframeEveryMs: 700)
+        let source = try ReplaySource.open(path: path, version: "0.1.0")
+        let whole = try Recording.read(path: path, version: "0.1.0")
+        #expect(source.indexed && source.stoppedAt == nil)
+        #expect(source.segmentStarts.count >= 5, "keyframes every 700 ms of a \(whole.duration) ms session")
+        #expect(source.duration == whole.duration && source.markers == [whole.lines.first { if case .event(let e) = $0, case .marker = e.event { true } else { false } }!.at])
+        #expect(source.header.target == whole.header.target)
+        var rng = SeededGenerator(seed: 11)
+        var player = ReplayPlayer(source)
+        for _ in 0..<80 {
+            let t = Millis.random(in: 0...(whole.duration + 500), using: &rng)
+            player.seek(to: t)
+            var straight = Replayer(whole)
+            straight.advance(to: min(t, whole.duration))
+            #expect(Snapshot(player.model) == Snapshot(straight.model), "seek to \(t)")
+            #expect(Summary(player.model) == Summary(straight.model), "seek to \(t)")
+            let a = Dashboard.render(model: player.model, state: ViewState(), width: 160, height: 50).grid
+            let b = Dashboard.render(model: straight.model, state: ViewState(), width: 160, height: 50).grid
+            #expect(a == b, "frame at \(t)")
+        }
+        // Playing through the keyframes (not restoring them) gives the same end.
+        var play = ReplayPlayer(source, speed: 1)
+        while !play.atEnd { play.tick(wallMs: 250) }
+        #expect(Snapshot(play.model) == Snapshot(modelOf(scriptedEvents())))
+    }
+
+    /// A recorder that was killed leaves keyframes but no index: the file is read whole, the
+    /// keyframes passed over.
+    @Test func withoutIndexTheFileIsReadWhole() throws {
+        let path = tempPath("killed.jsonl.gz")
+        try write(scriptedEvents(), to: path, keyframeEveryMs: 700, close: false)
+        let source = try ReplaySource.open(path: path, version: "0.1.0")
+        #expect(!source.indexed && source.stoppedAt == nil)
+        var p = ReplayPlayer(source)
+        p.seek(to: source.duration)
+        #expect(Snapshot(p.model) == Snapshot(modelOf(scriptedEvents())))
+    }
+
+    /// A keyframe holds the whole model: decoded, it renders and goes on exactly as the original.
+    @Test func keyframeRoundTrip() throws {
+        let events = scriptedEvents()
+        var m = Model()
+        for (i, e) in events.enumerated() {
+            _ = m.apply(e)
+            guard i % 5 == 0 else { continue }
+            let line = try RecordingCodec.encodeKeyframe(at: e.at, m)
+            #expect(RecordingCodec.isKeyframe(line[...]))
+            var back = try RecordingCodec.decoder().decode(RecordingCodec.KeyframeLine.self, from: line).keyframe
+            var original = m
+            for later in events[(i + 1)...] {
+                _ = original.apply(later)
+                _ = back.apply(later)
+            }
+            #expect(Snapshot(back) == Snapshot(original) && Summary(back) == Summary(original))
+            #expect(Dashboard.render(model: back, state: ViewState(), width: 140, height: 45).grid
+                    == Dashboard.render(model: original, state: ViewState(), width: 140, height: 45).grid)
         }
     }
 

@@ -1,0 +1,315 @@
+import CZlib
+import Foundation
+import TopologyCore
+
+/// What a replay reads: the header, the length and the markers, and the lines in segments, each
+/// starting from a known model — the empty model for the first, a keyframe for the others.
+///
+/// `open` uses the index a closed recording ends with: it reads the header, the index and the
+/// first segment, and every other segment (one keyframe plus ≤ `keyframeEveryMs` of lines) only
+/// when a seek or the playback reaches it, so opening and seeking cost one segment whatever the
+/// file's length. A recording without an index (format 1, or a recorder that was killed) is
+/// read whole into one segment.
+public final class ReplaySource: @unchecked Sendable {
+    public struct Segment: Sendable {
+        /// The model at the segment's start (nil: the empty model, for the first segment).
+        public var model: Model?
+        public var lines: [RecordedLine]
+    }
+
+    public let name: String
+    public let header: RecordingHeader
+    public let markers: [Millis]
+    public let hasSnapshotMarks: Bool
+    /// The file ended inside a line (a killed recorder).
+    public let truncated: Bool
+    /// Session time each segment starts at (the first: 0).
+    public let segmentStarts: [Millis]
+    /// Whether the file had an index (segments are read as needed).
+    public let indexed: Bool
+
+    private enum Storage {
+        case memory([RecordedLine])
+        /// Byte ranges of the segments in the file; the keyframes' line numbers.
+        case file(fd: Int32, compressed: Bool, ranges: [Range<Int64>], lines: [Int])
+    }
+    private let storage: Storage
+    /// Guards everything below (a player uses one thread, but the class is shared by value copies).
+    private let lock = NSLock()
+    private var cache: [(index: Int, segment: Segment)] = []
+    private var _duration: Millis
+    private var _stoppedAt: RecordingError?
+    private var _available: Int
+
+    /// A recording read whole.
+    public init(_ recording: Recording, name: String = "recording") {
+        self.name = name
+        header = recording.header
+        storage = .memory(recording.lines)
+        markers = recording.lines.compactMap { line in
+            if case .event(let e) = line, case .marker = e.event { return e.at }
+            return nil
+        }
+        hasSnapshotMarks = recording.hasSnapshotMarks
+        truncated = recording.truncated
+        segmentStarts = [0]
+        indexed = false
+        _duration = recording.duration
+        _stoppedAt = recording.stoppedAt
+        _available = 1
+    }
+
+    private init(name: String, header: RecordingHeader, index: RecordingIndex, fd: Int32, compressed: Bool, ranges: [Range<Int64>], first: Segment, stopped: RecordingError?) {
+        self.name = name
+        self.header = header
+        markers = index.markers
+        hasSnapshotMarks = index.snapshots
+        truncated = false
+        segmentStarts = [0] + index.keyframes.map(\.at)
+        indexed = true
+        storage = .file(fd: fd, compressed: compressed, ranges: ranges, lines: [1] + index.keyframes.map(\.line))
+        _duration = index.duration
+        _stoppedAt = nil
+        _available = ranges.count
+        cache = [(0, first)]
+        if let stopped { cut(at: 0, lines: first.lines, error: stopped) }
+    }
+
+    deinit {
+        if case .file(let fd, _, _, _) = storage { close(fd) }
+    }
+
+    /// Session time of the last line that can be replayed.
+    public var duration: Millis { lock.withLock { _duration } }
+    /// Set once a line could not be read: the replay ends before it.
+    public var stoppedAt: RecordingError? { lock.withLock { _stoppedAt } }
+    /// Segments that can be replayed (fewer than `segmentStarts` after a damaged one).
+    public var availableSegments: Int { lock.withLock { _available } }
+
+    /// The last segment starting at or before `t`.
+    public func segment(containing t: Millis) -> Int {
+        var lo = 0, hi = min(segmentStarts.count, availableSegments) - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if segmentStarts[mid] <= t { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// Segment `i` (< `availableSegments`), read and decoded on first use; the last few are kept.
+    public func segment(_ i: Int) -> Segment {
+        lock.withLock {
+            if let hit = cache.first(where: { $0.index == i }) { return hit.segment }
+            let seg = load(i)
+            cache.append((i, seg))
+            if cache.count > 4 { cache.removeFirst() }
+            return seg
+        }
+    }
+
+    /// Under `lock`.
+    private func load(_ i: Int) -> Segment {
+        switch storage {
+        case .memory(let lines):
+            return Segment(model: nil, lines: lines)
+        case .file(let fd, let compressed, let ranges, let lineNumbers):
+            let r = ranges[i]
+            guard let raw = Self.pread(fd, r), Int64(raw.count) == r.count else {
+                return cut(at: i, lines: [], error: RecordingError("\(name): cannot read bytes \(r.lowerBound)…\(r.upperBound) (\(String(cString: strerror(errno))))"))
+            }
+            let text: Data
+            if compressed {
+                let (out, complete) = Self.inflate(raw)
+                guard complete else { return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the gzip data of this segment is damaged")) }
+                text = out
+            } else {
+                text = raw
+            }
+            let (ranges, _) = Recording.lineRanges(text, from: text.startIndex)
+            guard let first = ranges.first else {
+                return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the index points to an empty segment"))
+            }
+            let decoder = RecordingCodec.decoder()
+            var model: Model?
+            if i > 0 {
+                do { model = try decoder.decode(RecordingCodec.KeyframeLine.self, from: text[first.0..<first.1]).keyframe } catch {
+                    return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): not a keyframe (\(Recording.describe(error)))"))
+                }
+            }
+            let (lines, stopped) = Recording.decodeLines(text, ranges.dropFirst(), firstLine: lineNumbers[i] + 1, name: name, decoder: decoder,
+                                                         after: segmentStarts[i])
+            let seg = Segment(model: model, lines: lines)
+            if let stopped { return cut(at: i, lines: lines, error: stopped) }
+            return seg
+        }
+    }
+
+    /// A damaged segment: the replay ends at its last good line. Under `lock`.
+    @discardableResult
+    private func cut(at i: Int, lines: [RecordedLine], error: RecordingError) -> Segment {
+        if _stoppedAt == nil { _stoppedAt = error }
+        if i > 0 && lines.isEmpty {
+            // Not even the keyframe: the segment before is the last.
+            _available = min(_available, i)
+            _duration = min(_duration, segmentStarts[i])
+        } else {
+            _available = min(_available, i + 1)
+            _duration = min(_duration, lines.last?.at ?? segmentStarts[i])
+        }
+        return Segment(model: nil, lines: lines)
+    }
+
+    // MARK: - opening
+
+    /// Opens a recording: through its index when it has one, otherwise by reading it whole.
+    public static func open(path: String, version: String) throws(RecordingError) -> ReplaySource {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw RecordingError("\(path): no such file")
+        }
+        guard !isDir.boolValue else { throw RecordingError("\(path) is a directory, not a recording") }
+        if let indexed = try openIndexed(path: path, version: version) { return indexed }
+        return ReplaySource(try Recording.read(path: path, version: version), name: path)
+    }
+
+    /// nil when the file has no index (it is then read whole).
+    static func openIndexed(path: String, version: String) throws(RecordingError) -> ReplaySource? {
+        let fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RecordingError("\(path): cannot read it (\(String(cString: strerror(errno))))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 2, let magic = pread(fd, 0..<2) else {
+            close(fd)
+            return nil
+        }
+        let size = Int64(st.st_size)
+        let compressed = magic == Data([0x1f, 0x8b])
+        guard let (index, indexOffset) = findIndex(fd: fd, size: size, compressed: compressed),
+              validate(index, indexOffset: indexOffset) else {
+            close(fd)
+            return nil
+        }
+        let bounds = [0] + index.keyframes.map(\.offset) + [indexOffset]
+        let ranges = (0..<bounds.count - 1).map { bounds[$0]..<bounds[$0 + 1] }
+        // The first segment holds the header.
+        guard let raw = pread(fd, ranges[0]) else {
+            close(fd)
+            throw RecordingError("\(path): cannot read it (\(String(cString: strerror(errno))))")
+        }
+        let text = compressed ? inflate(raw).0 : raw
+        let (lineRanges, _) = Recording.lineRanges(text, from: text.startIndex)
+        guard let h = lineRanges.first else {
+            close(fd)
+            return nil
+        }
+        let decoder = RecordingCodec.decoder()
+        let header: RecordingHeader
+        do { header = try Recording.parseHeader(text[h.0..<h.1], name: path, version: version, decoder: decoder) } catch {
+            close(fd)
+            throw error
+        }
+        let (lines, stopped) = Recording.decodeLines(text, lineRanges.dropFirst(), firstLine: 2, name: path, decoder: decoder)
+        if let first = lines.first, case .event(let e) = first, case .sessionStarted = e.event {} else if !lines.isEmpty {
+            close(fd)
+            throw RecordingError("\(path):2: the recording does not start with the session (its first event must be sessionStarted)")
+        }
+        return ReplaySource(name: path, header: header, index: index, fd: fd, compressed: compressed, ranges: ranges,
+                            first: Segment(model: nil, lines: lines), stopped: stopped)
+    }
+
+    /// Keyframes in order, inside the file, before the index.
+    private static func validate(_ index: RecordingIndex, indexOffset: Int64) -> Bool {
+        var lastOffset: Int64 = 0, lastAt: Millis = 0, lastLine = 1
+        for k in index.keyframes {
+            guard k.offset > lastOffset, k.offset < indexOffset, k.at >= lastAt, k.line > lastLine else { return false }
+            (lastOffset, lastAt, lastLine) = (k.offset, k.at, k.line)
+        }
+        return index.duration >= lastAt
+    }
+
+    /// The index line at the end of the file, and where it starts.
+    private static func findIndex(fd: Int32, size: Int64, compressed: Bool) -> (RecordingIndex, Int64)? {
+        let decoder = RecordingCodec.decoder()
+        func decode(_ line: Data) -> RecordingIndex? {
+            guard line.starts(with: RecordingCodec.indexPrefix) else { return nil }
+            return try? decoder.decode(RecordingCodec.IndexLine.self, from: line).index
+        }
+        var tail: Int64 = 64 << 10
+        while true {
+            let start = max(0, size - tail)
+            guard let data = pread(fd, start..<size) else { return nil }
+            if compressed {
+                // The index is the last gzip member: try each gzip header from the end.
+                let magic: [UInt8] = [0x1f, 0x8b, 0x08]
+                var i = data.endIndex - 3
+                var tries = 0
+                while i > data.startIndex, tries < 64 {
+                    i -= 1
+                    guard data[i] == magic[0], data[i + 1] == magic[1], data[i + 2] == magic[2] else { continue }
+                    tries += 1
+                    let (out, complete) = inflate(data[i...])
+                    guard complete, out.last == 0x0A, out.dropLast().firstIndex(of: 0x0A) == nil else { continue }
+                    if let index = decode(Data(out.dropLast())) { return (index, start + Int64(i - data.startIndex)) }
+                }
+            } else if data.last == 0x0A {
+                let body = data.dropLast()
+                if let nl = body.lastIndex(of: 0x0A) {
+                    let line = Data(body[(nl + 1)...])
+                    return decode(line).map { ($0, start + Int64(nl + 1 - data.startIndex)) }
+                }
+            } else {
+                return nil
+            }
+            if start == 0 || tail >= 8 << 20 { return nil }
+            tail *= 4
+        }
+    }
+
+    // MARK: - bytes
+
+    static func pread(_ fd: Int32, _ r: Range<Int64>) -> Data? {
+        var out = Data(count: Int(r.count))
+        var done = 0
+        let ok = out.withUnsafeMutableBytes { buf -> Bool in
+            while done < buf.count {
+                let n = Foundation.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(r.lowerBound) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        return ok ? out : nil
+    }
+
+    /// Decompresses one or more whole gzip members; `complete` is false when the data ends
+    /// inside a member or is not gzip.
+    static func inflate(_ input: Data.SubSequence) -> (Data, complete: Bool) {
+        var out = Data()
+        guard !input.isEmpty else { return (out, false) }
+        var strm = z_stream()
+        guard inflateInit2_(&strm, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return (out, false) }
+        defer { inflateEnd(&strm) }
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        let input = Data(input)
+        return input.withUnsafeBytes { raw -> (Data, Bool) in
+            strm.next_in = UnsafeMutablePointer(mutating: raw.bindMemory(to: Bytef.self).baseAddress!)
+            strm.avail_in = uInt(raw.count)
+            while true {
+                let rc = buf.withUnsafeMutableBufferPointer { b -> Int32 in
+                    strm.next_out = b.baseAddress
+                    strm.avail_out = uInt(b.count)
+                    let rc = CZlib.inflate(&strm, Z_NO_FLUSH)
+                    out.append(b.baseAddress!, count: b.count - Int(strm.avail_out))
+                    return rc
+                }
+                switch rc {
+                case Z_STREAM_END:
+                    if strm.avail_in == 0 { return (out, true) }
+                    guard inflateReset(&strm) == Z_OK else { return (out, false) }
+                case Z_OK: continue
+                default: return (out, false)
+                }
+            }
+        }
+    }
+}
