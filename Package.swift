@@ -46,9 +46,22 @@ let package = Package(
         // c-ares (Debian libc-ares-dev), the DNS library gRPC C-core uses.
         .systemLibrary(name: "CAres", pkgConfig: staticBuild ? nil : "libcares", providers: [.apt(["libc-ares-dev"])]),
         // One file per resolver: static, file, dns (c-ares), the demo's controlled one, kubernetes (EndpointSlice watch over async-http-client, kubeconfig via Yams).
+        // etcd's v3 gRPC API: messages generated from Protos/etcd.proto (scripts/generate-protos)
+        // and a minimal gRPC client over NIO HTTP/2.
+        .target(
+            name: "EtcdAPI",
+            dependencies: [
+                "TopologyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "TopologyResolvers",
             dependencies: [
+                "EtcdAPI",
                 "TopologyCore", "CAres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -93,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording",
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording", "EtcdAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

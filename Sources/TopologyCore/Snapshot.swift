@@ -39,6 +39,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var ageMs: Int64
         public var mark: String?
         public var subchannel: Int?
+        /// What else the resolver knows (etcd: key, format, lease, ttl), when it knows anything.
+        public var metadata: [String: String]?
     }
 
     public struct SubchannelSnapshot: Codable, Sendable, Equatable {
@@ -108,7 +110,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
                 name: e.displayName, addresses: e.addresses.map(\.description), condition: e.condition.rawValue,
                 pod: e.pod, node: e.node, zone: e.zone, revision: e.revision, ageMs: m.now - row.firstSeen,
                 mark: row.removedAt != nil ? "removed" : (row.isNew(now: m.now) ? "added" : nil),
-                subchannel: row.removedAt == nil ? m.subchannel(for: e.key)?.id : nil)
+                subchannel: row.removedAt == nil ? m.subchannel(for: e.key)?.id : nil,
+                metadata: e.metadata.isEmpty ? nil : e.metadata)
         }
         subchannels = m.subchannelRows.map { sc in
             SubchannelSnapshot(

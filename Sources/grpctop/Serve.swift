@@ -1,4 +1,5 @@
 import ArgumentParser
+import EtcdAPI
 import Foundation
 import NIOCore
 import NIOPosix
@@ -31,6 +32,16 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("stats-file"), help: "Write the served-RPC counts (JSON) here on exit.") var statsFile: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS with ALPN h2.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+    @Option(help: "Register in etcd: etcd://host:port/PREFIX (or etcd:///PREFIX with --etcd); deleted on SIGTERM, expires with the lease after SIGKILL.")
+    var register: String?
+    @Option(name: .customLong("lease-ttl"), help: "TTL of the etcd lease (with --register).") var leaseTTL = "10s"
+    @Option(name: .customLong("register-format"), help: "Value written: etcd (etcd naming JSON), gozero, kratos or plain.")
+    var registerFormat = "etcd"
+    @Option(name: .customLong("register-address"), help: "host:port to register (default: the address served on).")
+    var registerAddress: String?
+    @Option(help: "etcd endpoints for --register etcd:///PREFIX (default http://127.0.0.1:2379).") var etcd: String?
+    @Option(name: .customLong("etcd-user"), help: "etcd user.") var etcdUser: String?
+    @Option(name: .customLong("etcd-password-file"), help: "File holding the etcd password (or $GRPCTOP_ETCD_PASSWORD).") var etcdPasswordFile: String?
 
     func run() throws {
         guard (0...65535).contains(port) else { throw UsageFailure("--port \(port) is out of range (0-65535)") }
@@ -57,6 +68,7 @@ struct Serve: ParsableCommand {
         config.tlsCertPath = tlsCert
         config.tlsKeyPath = tlsKey
 
+        let registration = try registrationConfig()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server: TestServer
         let address: String
@@ -68,10 +80,35 @@ struct Serve: ParsableCommand {
         }
         print("serving \(config.name) on \(address)")
         fflush(nil)
+        var registrar: EtcdRegistrar?
+        if let (etcdConfig, prefix, format, ttl) = registration {
+            let advertised: HostPort
+            do { advertised = try Target.splitHostPort(registerAddress ?? address, whole: registerAddress ?? address, bareIPv6: false, defaultPort: -1) } catch {
+                fail("--register-address '\(registerAddress ?? address)': \(error)")
+            }
+            if advertised.host == "0.0.0.0" || advertised.host == "::" {
+                fail("--register: serving on \(address), which clients cannot dial: give --register-address HOST:PORT")
+            }
+            do {
+                registrar = try EtcdRegistrar(config: etcdConfig, prefix: prefix, address: advertised, id: config.name, format: format, ttl: ttl) { line in
+                    FileHandle.standardError.write(Data("grpctop serve: \(line)\n".utf8))
+                }
+            } catch {
+                fail("--register: cannot set up TLS for etcd: \(error)")
+            }
+            registrar?.start()
+        }
 
         let done = DispatchSemaphore(value: 0)
         let signals = SignalWatcher()
-        signals.on([SIGTERM, SIGINT]) { _ in
+        signals.on([SIGTERM, SIGINT]) { [registrar] _ in
+            // Deregister first (clients watching etcd drop this server), then drain.
+            let deregistered = DispatchSemaphore(value: 0)
+            Task {
+                await registrar?.deregister()
+                deregistered.signal()
+            }
+            deregistered.wait()
             server.drain().whenComplete { _ in done.signal() }
         }
         signals.on([SIGUSR1]) { _ in server.setServing(false) }
@@ -84,6 +121,44 @@ struct Serve: ParsableCommand {
             try? (json + "\n").write(toFile: statsFile, atomically: true, encoding: .utf8)
         }
         try? group.syncShutdownGracefully()
+    }
+}
+
+extension Serve {
+    /// `--register` parsed: where etcd is, the prefix, the value format and the lease TTL.
+    func registrationConfig() throws -> (EtcdConfig, String, EtcdRegistrar.Format, Int64)? {
+        guard let register else {
+            if etcd != nil || etcdUser != nil { throw UsageFailure("--etcd and --etcd-user go with --register etcd://…/PREFIX") }
+            return nil
+        }
+        guard unix == nil else { throw UsageFailure("--register needs a TCP address, not --unix") }
+        let target: Target
+        do { target = try Target.parse(register) } catch { throw UsageFailure("--register '\(register)': \(error)") }
+        guard case .etcd(let endpoint, let prefix) = target else {
+            throw UsageFailure("--register '\(register)': write etcd://host:port/PREFIX or etcd:///PREFIX")
+        }
+        guard let format = EtcdRegistrar.Format(rawValue: registerFormat) else {
+            throw UsageFailure("--register-format '\(registerFormat)': use etcd, gozero, kratos or plain")
+        }
+        let ttlMs = try parseDuration(leaseTTL, flag: "--lease-ttl")
+        guard ttlMs >= 1000, ttlMs % 1000 == 0 else { throw UsageFailure("--lease-ttl \(leaseTTL): whole seconds, at least 1s (etcd leases count seconds)") }
+        var config: EtcdConfig
+        do {
+            if let endpoint {
+                if etcd != nil { throw UsageFailure("--register '\(register)' names etcd at \(endpoint); drop --etcd, or write etcd:///PREFIX") }
+                config = EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: false, host: endpoint.host, port: endpoint.port)])
+            } else {
+                config = EtcdConfig(endpoints: try EtcdConfig.parseEndpoints(etcd ?? "http://127.0.0.1:2379"))
+            }
+        } catch let e as TargetError { throw UsageFailure(e.description) }
+        config.user = etcdUser
+        if let file = etcdPasswordFile {
+            guard let p = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageFailure("--etcd-password-file \(file): cannot read it") }
+            config.password = p.trimmingCharacters(in: .newlines)
+        } else {
+            config.password = ProcessInfo.processInfo.environment["GRPCTOP_ETCD_PASSWORD"]
+        }
+        return (config, prefix, format, ttlMs / 1000)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EtcdAPI
 import Foundation
 import NIOCore
 import NIOPosix
@@ -53,6 +54,16 @@ struct Watch: ParsableCommand {
     @Option(help: "kubeconfig context to use (default: its current-context).") var context: String?
     @Option(name: .customLong("kube-api"), help: "Kubernetes API URL without auth, e.g. http://127.0.0.1:8001 from `kubectl proxy`.")
     var kubeAPI: String?
+
+    // etcd
+    @Option(help: "etcd endpoints for etcd:///PREFIX targets, comma-separated (default http://127.0.0.1:2379).") var etcd: String?
+    @Option(name: .customLong("etcd-user"), help: "etcd user (etcd auth).") var etcdUser: String?
+    @Option(name: .customLong("etcd-password"), help: "etcd password (never shown or recorded; also --etcd-password-file or $GRPCTOP_ETCD_PASSWORD).")
+    var etcdPassword: String?
+    @Option(name: .customLong("etcd-password-file"), help: "Read the etcd password from this file.") var etcdPasswordFile: String?
+    @Option(name: .customLong("etcd-cacert"), help: "PEM CA certificate for https:// etcd endpoints.") var etcdCACert: String?
+    @Option(name: .customLong("etcd-cert"), help: "PEM client certificate for etcd.") var etcdCert: String?
+    @Option(name: .customLong("etcd-key"), help: "PEM client key for etcd.") var etcdKey: String?
 
     // Connection
     @Flag(help: "Use TLS (ALPN h2).") var tls = false
@@ -234,11 +245,42 @@ struct Watch: ParsableCommand {
             } catch {
                 throw UsageFailure("target '\(target)': \(error)")
             }
-        case .etcd:
-            throw UsageFailure("target '\(target)': the etcd resolver is not supported yet")
+        case .etcd(let endpoint, let prefix):
+            let config = try etcdConfig(targetEndpoint: endpoint)
+            do { return try EtcdResolver(prefix: prefix.hasSuffix("/") ? prefix : prefix + "/", config: config) } catch {
+                throw UsageFailure("target '\(target)': cannot set up TLS for etcd: \(error)")
+            }
         case .ipv4, .ipv6, .unix:
             throw UsageFailure("target '\(target)' has no addresses")
         }
+    }
+
+    /// `--etcd` (or the target's host:port), the login and the TLS files.
+    func etcdConfig(targetEndpoint: HostPort?) throws -> EtcdConfig {
+        var config: EtcdConfig
+        do {
+            if let ep = targetEndpoint {
+                if etcd != nil { throw UsageFailure("target '\(target)' names etcd at \(ep); drop --etcd, or write etcd:///PREFIX") }
+                config = EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: etcdCACert != nil, host: ep.host, port: ep.port)])
+            } else {
+                config = EtcdConfig(endpoints: try EtcdConfig.parseEndpoints(etcd ?? "http://127.0.0.1:2379"))
+            }
+        } catch let e as TargetError { throw UsageFailure(e.description) }
+        for (flag, path) in [("--etcd-cacert", etcdCACert), ("--etcd-cert", etcdCert), ("--etcd-key", etcdKey), ("--etcd-password-file", etcdPasswordFile)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) { throw UsageFailure("\(flag) \(path): no such file (or not readable)") }
+        }
+        guard (etcdCert == nil) == (etcdKey == nil) else { throw UsageFailure("--etcd-cert and --etcd-key go together") }
+        config.caFile = etcdCACert
+        config.certFile = etcdCert
+        config.keyFile = etcdKey
+        var password = etcdPassword ?? ProcessInfo.processInfo.environment["GRPCTOP_ETCD_PASSWORD"]
+        if let file = etcdPasswordFile {
+            password = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .newlines)
+        }
+        if password != nil && etcdUser == nil { throw UsageFailure("an etcd password needs --etcd-user") }
+        config.user = etcdUser
+        config.password = password
+        return config
     }
 
     /// The engine on one event loop of `group`; a TLS setup error ends the run with one line.

@@ -1,0 +1,226 @@
+import Foundation
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import TopologyCore
+
+/// A protobuf message that could not be decoded.
+public struct ProtoDecodingError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+
+    static func bytes(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> [UInt8] {
+        guard let b = f.bytes else { throw ProtoDecodingError("\(name): expected a length-delimited field") }
+        return b
+    }
+
+    static func varint(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> UInt64 {
+        guard let v = f.varint else { throw ProtoDecodingError("\(name): expected a varint") }
+        return v
+    }
+}
+
+/// How a call ended: a gRPC status (0 OK) and its message.
+public struct GRPCStatus: Error, CustomStringConvertible, Sendable, Equatable {
+    public var code: Int
+    public var message: String
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+    public static let unavailable = 14
+    public static let unauthenticated = 16
+    public var description: String {
+        message.isEmpty ? GRPCStatusName.name(code) : "\(GRPCStatusName.name(code)): \(message)"
+    }
+}
+
+/// Just enough of a gRPC client for etcd's API: one HTTP/2 connection (h2c or TLS), unary calls
+/// and bidirectional streams, protobuf bytes in and out (framed with gRPC's 5-byte prefix).
+public final class GRPCConnection: @unchecked Sendable {
+    public let authority: String
+    private let channel: Channel
+    private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+
+    private init(authority: String, channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+        self.authority = authority
+        self.channel = channel
+        self.multiplexer = multiplexer
+    }
+
+    /// Connects (TCP, TLS when `tls` is set, HTTP/2 prior knowledge) within `timeoutMs`.
+    public static func connect(host: String, port: Int, tls: NIOSSLContext?, serverName: String?, timeoutMs: Int64,
+                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> GRPCConnection {
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(.milliseconds(timeoutMs))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        let name = serverName ?? host
+                        let sni = IPAddressText.isIPv4(name) || IPAddressText.isIPv6(name) ? nil : name
+                        try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: sni))
+                    }
+                    _ = try sync.configureHTTP2Pipeline(
+                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    ) { stream in stream.close() }
+                }
+            }
+        let channel = try await bootstrap.connect(host: host, port: port).get()
+        let mux = try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        }.get()
+        return GRPCConnection(authority: HostPort(host: host, port: port).description, channel: channel, multiplexer: mux)
+    }
+
+    /// Fires when the connection closes (the server went away, or `close`).
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+    public var isActive: Bool { channel.isActive }
+
+    public func close() { channel.close(promise: nil) }
+
+    /// Opens a stream for `path` (`/etcdserverpb.Watch/Watch`): `onMessage` gets each response,
+    /// `onEnd` the status once (the server's, or UNAVAILABLE when the connection went away).
+    public func openCall(path: String, metadata: [(String, String)],
+                         onMessage: @escaping @Sendable ([UInt8]) -> Void,
+                         onEnd: @escaping @Sendable (GRPCStatus) -> Void) async throws -> GRPCCall {
+        let handler = GRPCStreamHandler(onMessage: onMessage, onEnd: onEnd)
+        let stream = try await multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(handler) }
+        }.get()
+        var headers = HPACKHeaders([
+            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "grpctop"),
+        ])
+        for (k, v) in metadata { headers.add(name: k, value: v) }
+        try await stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers))).get()
+        return GRPCCall(stream: stream)
+    }
+
+    /// One request, one response.
+    public func unary(path: String, request: [UInt8], metadata: [(String, String)] = [], timeoutMs: Int64 = 5000) async throws -> [UInt8] {
+        let box = UnaryResult()
+        return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<[UInt8], Error>) in
+            box.set(cont)
+            Task {
+                do {
+                    let call = try await openCall(path: path, metadata: metadata + [("grpc-timeout", "\(timeoutMs)m")],
+                                                  onMessage: { box.message($0) }, onEnd: { box.end($0) })
+                    call.send(request, end: true)
+                } catch {
+                    box.fail(error)
+                }
+            }
+        }
+    }
+}
+
+/// The continuation of a unary call, resumed once.
+private final class UnaryResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cont: CheckedContinuation<[UInt8], Error>?
+    private var response: [UInt8]?
+    func set(_ c: CheckedContinuation<[UInt8], Error>) { lock.withLock { cont = c } }
+    func message(_ m: [UInt8]) { lock.withLock { if response == nil { response = m } } }
+    func end(_ status: GRPCStatus) {
+        let (c, r) = lock.withLock { () -> (CheckedContinuation<[UInt8], Error>?, [UInt8]?) in
+            defer { cont = nil }
+            return (cont, response)
+        }
+        guard let c else { return }
+        if status.code != 0 { c.resume(throwing: status) } else if let r { c.resume(returning: r) } else {
+            c.resume(throwing: GRPCStatus(code: 13, message: "the server sent no response message"))
+        }
+    }
+    func fail(_ e: Error) {
+        let c = lock.withLock { () -> CheckedContinuation<[UInt8], Error>? in
+            defer { cont = nil }
+            return cont
+        }
+        c?.resume(throwing: e)
+    }
+}
+
+/// The client side of one open stream.
+public final class GRPCCall: @unchecked Sendable {
+    private let stream: Channel
+    init(stream: Channel) { self.stream = stream }
+
+    /// Sends one request message (framed); `end` half-closes the stream after it.
+    public func send(_ message: [UInt8], end: Bool = false) {
+        var buf = stream.allocator.buffer(capacity: message.count + 5)
+        buf.writeInteger(UInt8(0))
+        buf.writeInteger(UInt32(message.count))
+        buf.writeBytes(message)
+        stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(buf), endStream: end)), promise: nil)
+    }
+
+    /// Resets the stream (the server sees CANCEL).
+    public func cancel() { stream.close(promise: nil) }
+}
+
+/// Reassembles gRPC messages from DATA frames and reads the status from the trailers.
+final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let onMessage: @Sendable ([UInt8]) -> Void
+    private let onEnd: @Sendable (GRPCStatus) -> Void
+    private var buffer: [UInt8] = []
+    private var ended = false
+
+    init(onMessage: @escaping @Sendable ([UInt8]) -> Void, onEnd: @escaping @Sendable (GRPCStatus) -> Void) {
+        self.onMessage = onMessage
+        self.onEnd = onEnd
+    }
+
+    private func finish(_ s: GRPCStatus, _ context: ChannelHandlerContext) {
+        guard !ended else { return }
+        ended = true
+        onEnd(s)
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let h):
+            if let status = h.headers.first(name: ":status"), status != "200" {
+                finish(GRPCStatus(code: GRPCStatus.unavailable, message: "HTTP status \(status)"), context)
+                return
+            }
+            if let code = h.headers.first(name: "grpc-status") {
+                let message = h.headers.first(name: "grpc-message").map { $0.removingPercentEncoding ?? $0 } ?? ""
+                finish(GRPCStatus(code: Int(code) ?? 2, message: message), context)
+            } else if h.endStream {
+                finish(GRPCStatus(code: 13, message: "the stream ended without a grpc-status"), context)
+            }
+        case .data(let d):
+            if case .byteBuffer(var b) = d.data, let bytes = b.readBytes(length: b.readableBytes) { buffer += bytes }
+            var offset = 0
+            while buffer.count - offset >= 5 {
+                let len = Int(buffer[offset + 1]) << 24 | Int(buffer[offset + 2]) << 16 | Int(buffer[offset + 3]) << 8 | Int(buffer[offset + 4])
+                guard buffer.count - offset - 5 >= len else { break }
+                onMessage(Array(buffer[(offset + 5)..<(offset + 5 + len)]))
+                offset += 5 + len
+            }
+            if offset > 0 { buffer.removeFirst(offset) }
+            if d.endStream { finish(GRPCStatus(code: 13, message: "the stream ended without trailers"), context) }
+        case .rstStream(let code):
+            finish(GRPCStatus(code: GRPCStatus.unavailable, message: "stream reset (\(code))"), context)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(GRPCStatus(code: GRPCStatus.unavailable, message: "connection closed"), context)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        finish(GRPCStatus(code: GRPCStatus.unavailable, message: "\(error)"), context)
+    }
+}
