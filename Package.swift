@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers"]
+            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers", "EtcdAPI"]
         ),
     ],
     swiftLanguageModes: [.v6]

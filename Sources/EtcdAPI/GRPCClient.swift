@@ -105,14 +105,21 @@ public final class GRPCConnection: @unchecked Sendable {
         let box = UnaryResult()
         return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<[UInt8], Error>) in
             box.set(cont)
-            Task {
+            let work = Task { () -> GRPCCall? in
                 do {
                     let call = try await openCall(path: path, metadata: metadata + [("grpc-timeout", "\(timeoutMs)m")],
                                                   onMessage: { box.message($0) }, onEnd: { box.end($0) })
                     call.send(request, end: true)
+                    return call
                 } catch {
                     box.fail(error)
+                    return nil
                 }
+            }
+            // The server enforces grpc-timeout; this covers a connection that went silent.
+            Task {
+                try? await Task.sleep(for: .milliseconds(timeoutMs + 1000))
+                if box.fail(GRPCStatus(code: 4, message: "no answer to \(path) within \(timeoutMs) ms")) { await work.value?.cancel() }
             }
         }
     }
@@ -135,12 +142,15 @@ private final class UnaryResult: @unchecked Sendable {
             c.resume(throwing: GRPCStatus(code: 13, message: "the server sent no response message"))
         }
     }
-    func fail(_ e: Error) {
+    /// True if this ended the call.
+    @discardableResult
+    func fail(_ e: Error) -> Bool {
         let c = lock.withLock { () -> CheckedContinuation<[UInt8], Error>? in
             defer { cont = nil }
             return cont
         }
         c?.resume(throwing: e)
+        return c != nil
     }
 }
 

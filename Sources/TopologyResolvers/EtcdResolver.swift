@@ -245,8 +245,9 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         var info = ["etcd": client.current?.description ?? config.endpoints.map(\.description).joined(separator: ","),
                     "prefix": prefix, "keys": "\(keys.count)", "revision": "\(revision)",
                     "ranges": "\(ranges)", "watches": "\(watches)"]
-        if !formats.isEmpty { info["formats"] = formats.keys.sorted().map { "\($0) \(formats[$0]!)" }.joined(separator: ", ") }
-        if skipped > 0 { info["skipped"] = "\(skipped) key\(skipped == 1 ? "" : "s") (see Events)" }
+        // Every key every time: the model merges a resolver's info into what it had.
+        info["formats"] = formats.isEmpty ? "none" : formats.keys.sorted().map { "\($0) \(formats[$0]!)" }.joined(separator: ", ")
+        info["skipped"] = skipped == 0 ? "none" : "\(skipped) key\(skipped == 1 ? "" : "s") (see Events)"
         if let user = config.user { info["user"] = user }
         if let downSince {
             let f = DateFormatter()

@@ -194,6 +194,7 @@ extension Dictionary where Key == String, Value == Any {
     func int(_ key: String) -> Int { self[key] as? Int ?? (self[key] as? Double).map { Int($0) } ?? 0 }
     func double(_ key: String) -> Double { self[key] as? Double ?? Double(self[key] as? Int ?? 0) }
     func string(_ key: String) -> String { self[key] as? String ?? "" }
+    func dict(_ key: String) -> [String: Any] { self[key] as? [String: Any] ?? [:] }
 }
 
 /// Writes an endpoint file atomically (temp file + rename), as RECIPES recommends.
