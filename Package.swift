@@ -113,7 +113,7 @@ let package = Package(
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
-        .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore"]),
+        .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",

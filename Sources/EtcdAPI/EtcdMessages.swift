@@ -70,7 +70,8 @@ public struct KeyValue: Sendable, Equatable {
     }
 }
 
-public struct Event: Sendable, Equatable {
+/// etcd's `mvccpb.Event`.
+public struct EtcdEvent: Sendable, Equatable {
     public var type: Int32 = 0
     public var kv: KeyValue?
     public var prevKv: KeyValue?
@@ -382,7 +383,7 @@ public struct WatchResponse: Sendable, Equatable {
     public var compactRevision: Int64 = 0
     public var cancelReason: String = ""
     public var fragment: Bool = false
-    public var events: [Event] = []
+    public var events: [EtcdEvent] = []
 
     public init() {}
 
@@ -410,7 +411,7 @@ public struct WatchResponse: Sendable, Equatable {
             case 5: compactRevision = Int64(bitPattern: try ProtoDecodingError.varint(f, "WatchResponse.compact_revision"))
             case 6: cancelReason = String(decoding: try ProtoDecodingError.bytes(f, "WatchResponse.cancel_reason"), as: UTF8.self)
             case 7: fragment = try ProtoDecodingError.varint(f, "WatchResponse.fragment") != 0
-            case 11: events.append(try Event(serialized: try ProtoDecodingError.bytes(f, "WatchResponse.events")))
+            case 11: events.append(try EtcdEvent(serialized: try ProtoDecodingError.bytes(f, "WatchResponse.events")))
             default: break  // unknown fields are skipped, as protobuf does
             }
         }

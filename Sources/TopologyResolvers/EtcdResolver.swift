@@ -20,7 +20,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
 
     private let client: EtcdClient
     private let lock = NSLock()
-    private var sink: (@Sendable (TopologyCore.Event) -> Void)?
+    private var sink: (@Sendable (Event) -> Void)?
     private var task: Task<Void, Never>?
     private var relistRequested = false
     private var currentWatch: GRPCCall?
@@ -45,12 +45,10 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         client = try EtcdClient(config: config)
     }
 
-    public func start(_ sink: @escaping @Sendable (TopologyCore.Event) -> Void) {
+    public func start(_ sink: @escaping @Sendable (Event) -> Void) {
+        lock.withLock { self.sink = sink }
         let t = Task { [self] in await run() }
-        lock.withLock {
-            self.sink = sink
-            task = t
-        }
+        lock.withLock { task = t }
     }
 
     /// A watch is push-based: a disconnect says nothing new about the registry. `r` ranges again.
@@ -73,7 +71,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         client.disconnect()
     }
 
-    private func push(_ e: TopologyCore.Event) { lock.withLock { sink }?(e) }
+    private func push(_ e: Event) { lock.withLock { sink }?(e) }
 
     // MARK: - the loop
 
@@ -159,13 +157,11 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
                     if r.compactRevision > 0 { return .compacted(r.compactRevision) }
                     throw GRPCStatus(code: GRPCStatus.unavailable, message: "the watch was canceled: \(r.cancelReason.isEmpty ? "no reason given" : r.cancelReason)")
                 }
-                if r.created && downSince != nil {
-                    // Back after a failure: the watch is up again.
+                if r.created {
+                    // The watch is up (again, after a failure).
                     downSince = nil
                     backoff.reset()
                     publish()
-                } else if r.created {
-                    backoff.reset()
                 }
                 guard !r.events.isEmpty else { continue }
                 for e in r.events {

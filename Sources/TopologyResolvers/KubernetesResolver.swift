@@ -53,11 +53,9 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
 
     public func start(_ sink: @escaping @Sendable (Event) -> Void) {
         client.open()
+        lock.withLock { self.sink = sink }
         let t = Task { [self] in await run() }
-        lock.withLock {
-            self.sink = sink
-            task = t
-        }
+        lock.withLock { task = t }
     }
 
     /// A watch is push-based: a disconnect says nothing new about the Service. `r` relists.

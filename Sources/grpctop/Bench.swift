@@ -22,6 +22,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
     @Option(help: "Benchmark DNS lookups and applying their answers instead: dns://SERVER:PORT/NAME:PORT.") var dns: String?
     @Flag(help: "Benchmark the kubernetes resolver instead: 5,000 endpoints in 50 slices from a stand-in API server.") var kubernetes = false
+    @Option(help: "Benchmark the etcd resolver against this etcd instead (scripts/bench-etcd starts one): 1,000 keys ranged, watch events.")
+    var etcd: String?
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
     @Option(help: "Minutes of synthetic session for --recording.") var minutes = 1.0
     @Option(name: .customLong("keyframe-every"), help: "Session time between keyframes for --recording.") var keyframeEvery = "30s"
@@ -56,6 +58,11 @@ struct Bench: ParsableCommand {
         if recording {
             let r = try RecordingBenchmark.run(minutes: minutes, keyframeEveryMs: try parseDuration(keyframeEvery, flag: "--keyframe-every"))
             try printReport(r, json: output == "json", table: RecordingBenchmark.table(r))
+            return
+        }
+        if let etcd {
+            let r = try EtcdBenchmark.run(url: etcd, keys: 1000, runs: max(1, runs) * 3)
+            try printReport(r, json: output == "json", table: EtcdBenchmark.table(r))
             return
         }
         if kubernetes {
