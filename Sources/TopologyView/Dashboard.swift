@@ -384,7 +384,7 @@ public enum Dashboard {
 
     static func drawEndpoints(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let now = m.now
-        let columns: [Column<EndpointRow>] = [
+        var columns: [Column<EndpointRow>] = [
             Column(title: "  POD / ADDRESS", width: 24, priority: 0, flex: true, middleEllipsis: true) { r in
                 let mark = r.removedAt != nil ? "- " : (r.isNew(now: now) ? "+ " : "  ")
                 return (mark + r.endpoint.displayName, r.removedAt != nil ? .removed : (r.isNew(now: now) ? .added : .normal))
@@ -401,6 +401,15 @@ public enum Dashboard {
                 (r.removedAt == nil ? (m.subchannel(for: r.endpoint.key).map { "#\($0.id)" } ?? "-") : "-", .muted)
             },
         ]
+        if m.resolver.endpoints.contains(where: { $0.metadata["ttl"] != nil }) {
+            // Registries with leases (etcd): the time the registration has left, a pod about to
+            // vanish in the warning colour.
+            columns.insert(Column(title: "TTL", width: 7, right: true, priority: 1) { r in
+                guard let ttl = r.endpoint.metadata["ttl"] else { return ("-", .muted) }
+                let seconds = Int(ttl.dropLast()) ?? 0
+                return (ttl, r.removedAt != nil ? .removed : (ttl == "expired" || seconds <= 3 ? .warning : .normal))
+            }, at: 3)
+        }
         let live = m.resolver.endpoints.count
         let status = resolverStatus(m).map { " \(g.rule) \($0)" } ?? ""
         return drawTable(&grid, pane: .endpoints, title: "Endpoints (\(live))\(status)", state: state, x: x, y: y, w: w, h: h,
