@@ -24,22 +24,7 @@ final class Dnsmasq: @unchecked Sendable {
             let u = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             let t = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(u); close(t) }
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            a.sin_port = 0
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let ok = withUnsafeMutablePointer(to: &a) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
-                    bind(u, sp, len) == 0 && getsockname(u, sp, &len) == 0
-                }
-            }
-            guard ok else { continue }
-            var b = a
-            let tcpOK = withUnsafeMutablePointer(to: &b) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(t, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-            if tcpOK { return Int(UInt16(bigEndian: a.sin_port)) }
+            if let port = bindLoopback(u), bindLoopback(t, port: port) != nil { return port }
         }
         throw FleetError("no free port for dnsmasq")
     }

@@ -45,10 +45,13 @@ final class EtcdServer: @unchecked Sendable {
     }
 
     /// etcdctl's output (stdout and stderr).
+    /// etcdctl as this user ("name:password") once auth is enabled.
+    var user: String?
+
     @discardableResult
     func ctl(_ args: [String]) throws -> String {
         let out = dir + "/ctl-\(UUID().uuidString.prefix(6)).out"
-        let quoted = args.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let quoted = ((user.map { ["--user", $0] } ?? []) + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         try runTool("/bin/sh", ["-c", "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=127.0.0.1:\(clientPort) --dial-timeout=300ms --command-timeout=2s \(quoted) > \(out) 2>&1"])
         defer { try? FileManager.default.removeItem(atPath: out) }
         return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
@@ -72,22 +75,6 @@ final class EtcdServer: @unchecked Sendable {
         stop()
         try? FileManager.default.removeItem(atPath: dir)
     }
-}
-
-/// A TCP port free on 127.0.0.1 now.
-func freeTCPPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-    }
-    guard ok else { throw FleetError("no free TCP port") }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 extension [String: Any] {
@@ -273,6 +260,32 @@ struct EtcdTests {
         #expect(etcd.waitForKeys(Self.prefix, timeout: 10) { $0.count == 3 } != nil, "registrations: \(etcd.keys(Self.prefix))")
         #expect(w.wait() == 0)
         #expect(try #require(w.summary).int("failed") == 0)
+    }
+
+    /// etcd with auth enabled: the password from a file logs in (and is not in the recording);
+    /// a wrong one says so and names the flags.
+    @Test func authenticatedEtcd() throws {
+        let etcd = try EtcdServer()
+        let pod = try Backend(name: "auth-0")
+        defer { pod.stop() }
+        try etcd.ctl(["user", "add", "root:s3cret-pw", "--interactive=false"])
+        try etcd.ctl(["auth", "enable"])
+        etcd.user = "root:s3cret-pw"
+        try etcd.ctl(["put", "\(Self.prefix)/a", pod.address])
+        let pw = etcd.dir + "/pw"
+        try "s3cret-pw\n".write(toFile: pw, atomically: true, encoding: .utf8)
+        let rec = etcd.dir + "/auth.jsonl"
+        let w = try watch(etcd, ["--etcd-user", "root", "--etcd-password-file", pw, "--record", rec], duration: "3s")
+        #expect(w.wait() == 0, "\(w.err.all)")
+        let last = try #require(w.snapshots.last)
+        #expect(last.endpoint(pod.address) != nil && last.dict("resolver").dict("info").string("user") == "root", "\(last.dict("resolver"))")
+        #expect(try #require(w.summary).int("failed") == 0)
+        #expect(!(try String(contentsOfFile: rec, encoding: .utf8)).contains("s3cret-pw"))
+        let bad = try WatchRun(["etcd:///\(Self.prefix)", "--etcd", etcd.url, "--etcd-user", "root", "--batch", "--output", "json",
+                                "--interval", "500ms", "--duration", "2s"], env: ["GRPCTOP_ETCD_PASSWORD": "wrong"])
+        _ = bad.wait()
+        let error = bad.snapshots.last?.dict("resolver").string("error") ?? ""
+        #expect(error.contains("authentication failed") && error.contains("check --etcd-user"), "\(error)")
     }
 
     /// Bad input: one line each, exit 2.

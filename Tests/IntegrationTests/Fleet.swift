@@ -223,6 +223,27 @@ func podsOnLoopbackIPs(_ n: Int, from first: Int = 0, port: Int = 0, prefix: Str
     return out
 }
 
+/// Binds `fd` to 127.0.0.1:`port` (0: any free one); the port it got, or nil.
+func bindLoopback(_ fd: Int32, port: Int = 0) -> Int? {
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    a.sin_port = UInt16(port).bigEndian
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &a) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    return ok ? Int(UInt16(bigEndian: a.sin_port)) : nil
+}
+
+/// A TCP port free on 127.0.0.1 now.
+func freeTCPPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    guard let port = bindLoopback(fd) else { throw FleetError("no free TCP port") }
+    return port
+}
+
 /// Starts a helper with posix_spawn, stdio on /dev/null. (A Foundation `Process` for a helper
 /// stopped Foundation from reaping the test's other children here; these are waited by PID.)
 func spawnQuiet(_ path: String, _ args: [String]) throws -> pid_t {
