@@ -58,6 +58,8 @@ public struct EtcdConfig: Sendable, Equatable {
     public func tlsContext() throws -> NIOSSLContext? {
         guard endpoints.contains(where: \.tls) || caFile != nil || certFile != nil else { return nil }
         var c = TLSConfiguration.makeClientConfiguration()
+        // gRPC over TLS is HTTP/2 by ALPN: Go's server (etcd) speaks HTTP/1.1 without it.
+        c.applicationProtocols = ["h2"]
         if let caFile { c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile)) }
         if let certFile { c.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) } }
         if let keyFile { c.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)) }

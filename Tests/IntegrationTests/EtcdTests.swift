@@ -12,12 +12,15 @@ final class EtcdServer: @unchecked Sendable {
     let dir = tempDir()
     let clientPort: Int
     let peerPort: Int
+    /// Clients must come over TLS with a certificate this CA signed.
+    let tls: TestCA?
     private(set) var pid: pid_t = 0
-    var url: String { "http://127.0.0.1:\(clientPort)" }
+    var url: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(clientPort)" }
 
-    init() throws {
+    init(tls: TestCA? = nil) throws {
         clientPort = try freeTCPPort()
         peerPort = try freeTCPPort()
+        self.tls = tls
         try start()
     }
 
@@ -27,7 +30,7 @@ final class EtcdServer: @unchecked Sendable {
             "--name", "t", "--data-dir", dir + "/data", "--listen-client-urls", url, "--advertise-client-urls", url,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t=\(peer)",
             "--initial-cluster-state", "new", "--logger", "zap", "--log-outputs", dir + "/etcd.log",
-        ])
+        ] + (tls.map { ["--cert-file", $0.serverCert, "--key-file", $0.serverKey, "--trusted-ca-file", $0.caCert, "--client-cert-auth"] } ?? []))
         for _ in 0..<100 {
             if (try? ctl(["endpoint", "health"]))?.contains("is healthy") == true { return }
             usleep(100_000)
@@ -51,7 +54,8 @@ final class EtcdServer: @unchecked Sendable {
     @discardableResult
     func ctl(_ args: [String]) throws -> String {
         let out = dir + "/ctl-\(UUID().uuidString.prefix(6)).out"
-        let quoted = ((user.map { ["--user", $0] } ?? []) + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let auth = (user.map { ["--user", $0] } ?? []) + (tls.map { ["--cacert", $0.caCert, "--cert", $0.clientCert, "--key", $0.clientKey] } ?? [])
+        let quoted = (auth + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         try runTool("/bin/sh", ["-c", "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=127.0.0.1:\(clientPort) --dial-timeout=300ms --command-timeout=2s \(quoted) > \(out) 2>&1"])
         defer { try? FileManager.default.removeItem(atPath: out) }
         return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
@@ -286,6 +290,25 @@ struct EtcdTests {
         _ = bad.wait()
         let error = bad.snapshots.last?.dict("resolver").string("error") ?? ""
         #expect(error.contains("authentication failed") && error.contains("check --etcd-user"), "\(error)")
+    }
+
+    /// etcd that only takes TLS clients with a certificate: the CA, the client certificate and
+    /// its key from the flags; without a client certificate it says why.
+    @Test func etcdOverTLSWithClientCertificates() throws {
+        let ca = try TestCA()
+        let etcd = try EtcdServer(tls: ca)
+        let pod = try Backend(name: "tls-0")
+        defer { pod.stop() }
+        try etcd.ctl(["put", "\(Self.prefix)/a", pod.address])
+        let w = try watch(etcd, ["--etcd-cacert", ca.caCert, "--etcd-cert", ca.clientCert, "--etcd-key", ca.clientKey], duration: "3s")
+        #expect(w.wait() == 0, "\(w.err.all)")
+        let last = try #require(w.snapshots.last)
+        #expect(last.endpoint(pod.address) != nil, "\(last.dict("resolver"))")
+        #expect(last.dict("resolver").dict("info").string("etcd").hasPrefix("https://"))
+        let refused = try watch(etcd, ["--etcd-cacert", ca.caCert], duration: "2s")
+        _ = refused.wait()
+        let error = refused.snapshots.last?.dict("resolver").string("error") ?? ""
+        #expect(error.contains(etcd.url) && refused.snapshots.last?.rows("endpoints").isEmpty == true, "\(error)")
     }
 
     /// Bad input: one line each, exit 2.
