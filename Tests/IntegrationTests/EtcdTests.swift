@@ -311,6 +311,21 @@ struct EtcdTests {
         #expect(error.contains(etcd.url) && refused.snapshots.last?.rows("endpoints").isEmpty == true, "\(error)")
     }
 
+    /// A registration whose lease expired while the server could not keep it alive (stopped
+    /// longer than the TTL) is made again with a new lease when the server carries on.
+    @Test func expiredLeaseRegistersAgain() throws {
+        let etcd = try EtcdServer()
+        let servers = try registered(1, etcd, ttl: "2s")
+        defer { servers.forEach { $0.stop() } }
+        let key = "\(Self.prefix)/\(servers[0].address)"
+        #expect(etcd.waitForKeys(Self.prefix, timeout: 5) { $0 == [key] } != nil)
+        kill(servers[0].process.processIdentifier, SIGSTOP)
+        #expect(etcd.waitForKeys(Self.prefix, timeout: 6) { $0.isEmpty } != nil, "the key outlived its lease")
+        kill(servers[0].process.processIdentifier, SIGCONT)
+        #expect(etcd.waitForKeys(Self.prefix, timeout: 8) { $0 == [key] } != nil, "not registered again: \(servers[0].err.all)")
+        #expect(servers[0].err.all.filter { $0.contains("registered \(key)") && !$0.contains("deregistered") }.count == 2, "\(servers[0].err.all)")
+    }
+
     /// Bad input: one line each, exit 2.
     @Test func badEtcdOptions() throws {
         for (args, expected) in [
