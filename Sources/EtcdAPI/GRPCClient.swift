@@ -50,6 +50,15 @@ public final class GRPCConnection: @unchecked Sendable {
         self.multiplexer = multiplexer
     }
 
+    /// etcd's Go gRPC server sends a BDP PING after most responses; NIO's default DoS limit
+    /// (200 control frames in 30 s) would turn a busy connection into errors that stall calls.
+    /// The same limit as the engine's connections (`Engine.http2Connection`).
+    static let connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration = {
+        var c = NIOHTTP2Handler.ConnectionConfiguration()
+        c.controlFrameRateLimit.maximumCount = 100_000
+        return c
+    }()
+
     /// Connects (TCP, TLS when `tls` is set, HTTP/2 prior knowledge) within `timeoutMs`.
     public static func connect(host: String, port: Int, tls: NIOSSLContext?, serverName: String?, timeoutMs: Int64,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> GRPCConnection {
@@ -65,7 +74,7 @@ public final class GRPCConnection: @unchecked Sendable {
                         try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: sni))
                     }
                     _ = try sync.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                        mode: .client, connectionConfiguration: connectionConfiguration, streamConfiguration: .init()
                     ) { stream in stream.close() }
                 }
             }
@@ -187,11 +196,13 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         self.onEnd = onEnd
     }
 
-    private func finish(_ s: GRPCStatus, _ context: ChannelHandlerContext) {
+    /// Reports the end once. A stream the server ended (trailers with END_STREAM) closes by
+    /// itself; any other end (an error, the connection) closes it here.
+    private func finish(_ s: GRPCStatus, _ context: ChannelHandlerContext, endedByServer: Bool = false) {
         guard !ended else { return }
         ended = true
         onEnd(s)
-        context.close(promise: nil)
+        if !endedByServer { context.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -203,9 +214,9 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             }
             if let code = h.headers.first(name: "grpc-status") {
                 let message = h.headers.first(name: "grpc-message").map { $0.removingPercentEncoding ?? $0 } ?? ""
-                finish(GRPCStatus(code: Int(code) ?? 2, message: message), context)
+                finish(GRPCStatus(code: Int(code) ?? 2, message: message), context, endedByServer: h.endStream)
             } else if h.endStream {
-                finish(GRPCStatus(code: 13, message: "the stream ended without a grpc-status"), context)
+                finish(GRPCStatus(code: 13, message: "the stream ended without a grpc-status"), context, endedByServer: true)
             }
         case .data(let d):
             if case .byteBuffer(var b) = d.data, let bytes = b.readBytes(length: b.readableBytes) { buffer += bytes }
@@ -217,7 +228,7 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 offset += 5 + len
             }
             if offset > 0 { buffer.removeFirst(offset) }
-            if d.endStream { finish(GRPCStatus(code: 13, message: "the stream ended without trailers"), context) }
+            if d.endStream { finish(GRPCStatus(code: 13, message: "the stream ended without trailers"), context, endedByServer: true) }
         case .rstStream(let code):
             finish(GRPCStatus(code: GRPCStatus.unavailable, message: "stream reset (\(code))"), context)
         default:

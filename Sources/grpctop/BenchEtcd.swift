@@ -16,43 +16,6 @@ enum EtcdBenchmark {
         var watchEvents: Int
     }
 
-    /// The model, fed by the resolver's events on the resolver's own task.
-    final class Sink: @unchecked Sendable {
-        private let lock = NSLock()
-        private var model = Model()
-        private var waiters: [(predicate: (Model) -> Bool, done: DispatchSemaphore)] = []
-        init() {
-            _ = model.apply(TimedEvent(at: 0, .sessionStarted(SessionInfo(
-                target: "etcd:///bench", resolver: "etcd", policy: .roundRobin, rpc: "Health/Check", identityHeader: nil,
-                traffic: .rate(1), startedAt: 0, host: "bench", version: GRPCTop.version))))
-        }
-        private(set) var lastFailure: String?
-        var endpointCount: Int { lock.withLock { model.resolver.endpoints.count } }
-        var events = 0
-        func apply(_ e: Event) {
-            lock.withLock {
-                if case .resolverFailed(let f) = e { lastFailure = f.message }
-                events += 1
-                _ = model.apply(TimedEvent(at: 1, e))
-                waiters.removeAll { w in
-                    guard w.predicate(model) else { return false }
-                    w.done.signal()
-                    return true
-                }
-            }
-        }
-        /// Blocks until the model satisfies `predicate` (or 10 s).
-        func wait(_ predicate: @escaping (Model) -> Bool) -> Bool {
-            let done = DispatchSemaphore(value: 0)
-            let already = lock.withLock {
-                if predicate(model) { return true }
-                waiters.append((predicate, done))
-                return false
-            }
-            return already || done.wait(timeout: .now() + 10) == .success
-        }
-    }
-
     static func run(url: String, keys n: Int, runs: Int) throws -> Report {
         let config: EtcdConfig
         do { config = EtcdConfig(endpoints: try EtcdConfig.parseEndpoints(url)) } catch { throw UsageFailure("\(error)") }
@@ -78,23 +41,21 @@ enum EtcdBenchmark {
         var rangeMs: [Double] = []
         var watchMs: [Double] = []
         for run in 0..<runs {
-            let sink = Sink()
+            let sink = ResolverSink(session: .sessionStarted(SessionInfo(
+                target: "etcd:///bench", resolver: "etcd", policy: .roundRobin, rpc: "bench", identityHeader: nil,
+                traffic: .rate(1), startedAt: 0, host: "bench", version: GRPCTop.version)))
             let resolver = try EtcdResolver(prefix: prefix, config: config)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            resolver.start { sink.apply($0) }
+            resolver.start { sink.receive($0) }
             let expected = n + run * 10  // and the keys earlier runs put
-            guard sink.wait({ $0.resolver.endpoints.count == expected }) else {
-                throw UsageFailure("the resolver did not find the \(n) keys: \(sink.lastFailure ?? "no error"), \(sink.endpointCount) endpoints after \(sink.events) events")
-            }
+            _ = try sink.wait("answer with the \(expected) keys") { $0.model.resolver.endpoints.count == expected }
             rangeMs.append(ms(t0))
-            guard sink.wait({ $0.resolver.info["watches"] == "1" }) else { throw UsageFailure("the watch did not start") }
+            _ = try sink.wait("watch") { $0.model.resolver.info["watches"] == "1" }
             for i in 0..<10 {
                 let host = "10.200.\(run).\(i + 1)"
                 let t1 = DispatchTime.now().uptimeNanoseconds
                 _ = try Blocking { try await client.put(key: "\(prefix)new-\(run)-\(i)", value: "\(host):50051", lease: lease) }.get()
-                guard sink.wait({ m in m.resolver.endpoints.contains { $0.addresses.first == .tcp(host: host, port: 50051) } }) else {
-                    throw UsageFailure("a put key never reached the model")
-                }
+                _ = try sink.wait("update with the key put") { s in s.model.resolver.endpoints.contains { $0.addresses.first == .tcp(host: host, port: 50051) } }
                 watchMs.append(ms(t1))
             }
             resolver.stop()

@@ -20,43 +20,6 @@ enum KubeBenchmark {
         var watchApplyOnlyMsP50: Double
     }
 
-    /// Receives the resolver's events and applies them to a model, timing each arrival.
-    final class Sink: @unchecked Sendable {
-        let lock = NSCondition()
-        var model = Model()
-        var at: Millis = 0
-        var updates = 0
-        var lastApplyMs = 0.0
-        var lastArrival: UInt64 = 0
-
-        init(session: Event) { _ = model.apply(TimedEvent(at: 0, session)) }
-
-        func receive(_ e: Event) {
-            guard case .resolverUpdated = e else { return }
-            lock.lock()
-            at += 1
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = model.apply(TimedEvent(at: at, e))
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            lastApplyMs = Double(t1 - t0) / 1e6
-            lastArrival = t1
-            updates += 1
-            lock.broadcast()
-            lock.unlock()
-        }
-
-        /// Waits (≤ 10 s) for update number `n`; returns when it was applied.
-        func waitFor(update n: Int) throws -> UInt64 {
-            lock.lock()
-            defer { lock.unlock() }
-            let end = Date().addingTimeInterval(10)
-            while updates < n {
-                if !lock.wait(until: end) { throw UsageFailure("bench: no resolver update within 10 s") }
-            }
-            return lastArrival
-        }
-    }
-
     static func run(runs: Int, slices: Int = 50, perSlice: Int = 100) throws -> Report {
         let api = try KubeAPIServer()
         defer { api.shutdown() }
@@ -77,23 +40,23 @@ enum KubeBenchmark {
         var applyMs: [Double] = []
         var endpoints = 0
         for _ in 0..<max(1, runs) {
-            let sink = Sink(session: session)
+            let sink = ResolverSink(session: session)
             let resolver = try KubeBenchmark.resolver(config)
             let t0 = DispatchTime.now().uptimeNanoseconds
             resolver.start { sink.receive($0) }
-            let t1 = try sink.waitFor(update: 1)
+            let t1 = try sink.wait("update 1") { $0.updates >= 1 }
             listMs.append(Double(t1 - t0) / 1e6)
-            applyMs.append(sink.lastApplyMs)
-            endpoints = sink.model.endpoints.count
+            applyMs.append(sink.read { $0.lastApplyMs })
+            endpoints = sink.read { $0.model.endpoints.count }
             resolver.stop()
         }
 
         // Watch events: one slice's endpoint flips readiness; time from the API change to the
         // model that shows it.
-        let sink = Sink(session: session)
+        let sink = ResolverSink(session: session)
         let resolver = try KubeBenchmark.resolver(config)
         resolver.start { sink.receive($0) }
-        _ = try sink.waitFor(update: 1)
+        _ = try sink.wait("update 1") { $0.updates >= 1 }
         var waited = 0
         while api.watcherCount == 0 && waited < 500 { usleep(10_000); waited += 1 }
         var eventMs: [Double] = []
@@ -105,10 +68,10 @@ enum KubeBenchmark {
                 KubeAPIServer.SliceEndpoint("10.\(s / 200).\(s % 200).\(i + 1)", ready: !(i == 0 && k % 2 == 0), pod: "big-7d9f8c6b5-s\(s)p\(i)", node: "node-\(i % 20)", zone: "zone-\(i % 3)")
             }
             api.putSlice(namespace: "bench", service: "big", name: "big-\(s)", endpoints: eps)
-            let t1 = try sink.waitFor(update: 2 + k)
+            let t1 = try sink.wait("update \(2 + k)") { $0.updates >= 2 + k }
             // From the moment the API server sent the event (its own serialisation not counted).
             eventMs.append(Double(t1 - api.lastEventSentAt) / 1e6)
-            applyWatchMs.append(sink.lastApplyMs)
+            applyWatchMs.append(sink.read { $0.lastApplyMs })
         }
         resolver.stop()
         func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
@@ -131,5 +94,56 @@ enum KubeBenchmark {
           watch event (one slice modified) sent → updated model            p50 \(String(format: "%.2f", r.watchEventToModelMsP50)) ms   max \(String(format: "%.2f", r.watchEventToModelMsMax)) ms   (\(r.watchEvents) events; apply alone \(String(format: "%.1f", r.watchApplyOnlyMsP50)) ms)
 
         """
+    }
+}
+
+/// The resolver benchmarks' model: receives a resolver's answers (on the resolver's thread),
+/// applies them, times each apply and arrival, and lets the benchmark wait for a state.
+final class ResolverSink: @unchecked Sendable {
+    struct State {
+        var model = Model()
+        var updates = 0
+        var lastApplyMs = 0.0
+        var lastArrival: UInt64 = 0
+        var lastFailure: String?
+    }
+    private let cond = NSCondition()
+    private var state = State()
+    private var at: Millis = 0
+
+    init(session: Event) { _ = state.model.apply(TimedEvent(at: 0, session)) }
+
+    func receive(_ e: Event) {
+        cond.lock()
+        defer { cond.unlock() }
+        if case .resolverFailed(let f) = e { state.lastFailure = f.message }
+        guard case .resolverUpdated = e else { return }
+        at += 1
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = state.model.apply(TimedEvent(at: at, e))
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        state.lastApplyMs = Double(t1 - t0) / 1e6
+        state.lastArrival = t1
+        state.updates += 1
+        cond.broadcast()
+    }
+
+    func read<T>(_ body: (State) -> T) -> T {
+        cond.lock()
+        defer { cond.unlock() }
+        return body(state)
+    }
+
+    /// Waits (≤ 10 s) until `predicate` holds; returns when the update that made it hold arrived.
+    func wait(_ what: String, _ predicate: (State) -> Bool) throws -> UInt64 {
+        cond.lock()
+        defer { cond.unlock() }
+        let end = Date().addingTimeInterval(10)
+        while !predicate(state) {
+            if !cond.wait(until: end) {
+                throw UsageFailure("bench: no \(what) within 10 s (\(state.model.resolver.endpoints.count) endpoints\(state.lastFailure.map { "; last error: \($0)" } ?? ""))")
+            }
+        }
+        return state.lastArrival
     }
 }
