@@ -183,6 +183,8 @@ public struct LatencyHistogram: Sendable, Codable {
 /// ticks (rates and sparkline), the whole-session latency histogram and the last 10 s of samples.
 public struct TrafficSeries: Sendable, Codable {
     public static let ringTicks = 240  // 60 s at 250 ms
+    /// Ticks of latency samples kept for the recent percentiles (10 s at 250 ms).
+    public static let recentTicks = 40
     public var total = RPCDelta.Totals()
     /// Completed RPCs per tick, newest last; failed RPCs per tick in `failedRing`.
     public private(set) var completedRing: [UInt32] = []
@@ -218,7 +220,7 @@ public struct TrafficSeries: Sendable, Codable {
         }
         if !d.latency.isEmpty { latency.add(d.latency) }
         recent.append(d.latency)
-        if recent.count > 40 { recent.removeFirst(recent.count - 40) }
+        if recent.count > Self.recentTicks { recent.removeFirst(recent.count - Self.recentTicks) }
         if d.completed > 0 || d.started > 0 { lastActivity = at }
     }
 
@@ -282,7 +284,11 @@ public struct TrafficSeries: Sendable, Codable {
     }
 
     // A keyframe keeps the last `ringTicks` of the rings (all any reader looks at: rates, sums
-    // and sparklines index from the end) and leaves out an all-zero failure ring.
+    // and sparklines index from the end) and leaves out an all-zero failure ring, and the last
+    // `recentTicks` latency samples: they are ¾ of a keyframe, and the stats lines before it
+    // hold them. A series read back gets one sample per stats tick like any other, so after
+    // `recentTicks` ticks it holds the same samples as the live one (a recording's index says
+    // from when on a keyframe may be used). Keyframes of format 2 had them: still read.
     private enum Keys: String, CodingKey { case total, c, f, latency, recent, at, w }
 
     public init(from decoder: Decoder) throws {
@@ -294,7 +300,7 @@ public struct TrafficSeries: Sendable, Codable {
             throw DecodingError.dataCorruptedError(forKey: .f, in: k, debugDescription: "the failure ring's length differs from the completion ring's")
         }
         latency = try k.decode(LatencyHistogram.self, forKey: .latency)
-        recent = try k.decode([LatencySample].self, forKey: .recent)
+        recent = try k.decodeIfPresent([LatencySample].self, forKey: .recent) ?? []
         lastActivity = try k.decodeIfPresent(Millis.self, forKey: .at)
         let w = try k.decode([Int].self, forKey: .w)
         guard w.count == 3 else { throw DecodingError.dataCorruptedError(forKey: .w, in: k, debugDescription: "expected 3 window sums") }
@@ -308,7 +314,6 @@ public struct TrafficSeries: Sendable, Codable {
         let failed = failedRing.suffix(Self.ringTicks)
         if failed.contains(where: { $0 != 0 }) { try k.encode(Array(failed), forKey: .f) }
         try k.encode(latency, forKey: .latency)
-        try k.encode(recent, forKey: .recent)
         try k.encodeIfPresent(lastActivity, forKey: .at)
         try k.encode([window4, window40, window240], forKey: .w)
     }

@@ -12,8 +12,9 @@ import TopologyCore
 /// {"t":0,"e":{"sessionStarted":{…}}}
 /// {"t":250,"e":{"stats":{…}}}
 /// {"t":1000,"snapshot":true}        ← a live --batch snapshot was printed here
-/// {"t":10000,"keyframe":{…}}        ← the whole model after the lines before it (format 2)
-/// {"index":{"keyframes":[[10000,81234,41],…],"markers":[…],"duration":…,"snapshots":false}}
+/// {"t":10000,"keyframe":{…}}        ← the model after the lines before it, but the last 10 s of
+///                                     latency samples (format 2 had them; 3 does not)
+/// {"index":{"keyframes":[[10000,81234,41,20000],…],"markers":[…],"duration":…,"snapshots":false}}
 /// ```
 /// The index (format 2) is the last line of a recording whose recorder closed it; a killed
 /// recorder leaves none, and a reader then reads the file whole. `FILE.gz` is the same text,
@@ -33,8 +34,10 @@ public struct RecordingHeader: Codable, Sendable, Equatable {
 
     public static let formatName = "grpctop-recording"
     /// Bumped when a reader of the previous version could not read the new lines: 2 added
-    /// keyframes and the index.
-    public static let currentVersion = 2
+    /// keyframes and the index; 3 left the last 10 s of latency samples out of keyframes (a
+    /// keyframe is a restart point from its index entry's `from` on). Format 1 and 2 files are
+    /// still read.
+    public static let currentVersion = 3
 
     public init(grpctop: String, target: String, options: [String], startedAt: Double, host: String) {
         format = Self.formatName
@@ -129,20 +132,28 @@ public struct RecordingIndex: Codable, Sendable, Equatable {
         public var offset: Int64
         /// Its line number (1 = the header).
         public var line: Int
-        public init(at: Millis, offset: Int64, line: Int) {
+        /// The first moment a seek may start from it: a keyframe leaves out the per-tick latency
+        /// samples of the last 10 s (¾ of its size — they are in the stats lines before it), so
+        /// the model read from it is the live one again once `TrafficSeries.recentTicks` stats
+        /// ticks after it have been applied. (Format 2 keyframes held them: `from` = `at`.)
+        public var from: Millis
+        public init(at: Millis, offset: Int64, line: Int, from: Millis) {
             self.at = at
             self.offset = offset
             self.line = line
+            self.from = from
         }
         public init(from decoder: Decoder) throws {
             var c = try decoder.unkeyedContainer()
-            self.init(at: try c.decode(Millis.self), offset: try c.decode(Int64.self), line: try c.decode(Int.self))
+            let at = try c.decode(Millis.self), offset = try c.decode(Int64.self), line = try c.decode(Int.self)
+            self.init(at: at, offset: offset, line: line, from: c.isAtEnd ? at : try c.decode(Millis.self))
         }
         public func encode(to encoder: Encoder) throws {
             var c = encoder.unkeyedContainer()
             try c.encode(at)
             try c.encode(offset)
             try c.encode(line)
+            try c.encode(from)
         }
     }
     public var keyframes: [Keyframe] = []

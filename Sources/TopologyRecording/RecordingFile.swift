@@ -40,6 +40,10 @@ public final class RecordingWriter: @unchecked Sendable {
     private var failure: String?
     private var timer: DispatchSourceTimer?
     private var index = RecordingIndex()
+    /// Keyframes written whose models do not hold the last 10 s of latency samples yet: each
+    /// becomes a restart point (goes into the index) once `TrafficSeries.recentTicks` stats
+    /// ticks have followed it.
+    private var awaiting: [(keyframe: RecordingIndex.Keyframe, ticksLeft: Int)] = []
     private var linesWritten = 0
 
     public init(path: String, header: RecordingHeader, keyframeEveryMs: Millis = RecordingWriter.defaultKeyframeEveryMs) throws(RecordingError) {
@@ -115,6 +119,15 @@ public final class RecordingWriter: @unchecked Sendable {
                     case .event(let e):
                         encoded = try? RecordingCodec.encodeEvent(e)
                         if case .marker = e.event { index.markers.append(e.at) }
+                        if case .stats = e.event, !awaiting.isEmpty {
+                            for j in awaiting.indices { awaiting[j].ticksLeft -= 1 }
+                            while let first = awaiting.first, first.ticksLeft <= 0 {
+                                var k = first.keyframe
+                                k.from = e.at
+                                index.keyframes.append(k)
+                                awaiting.removeFirst()
+                            }
+                        }
                     case .snapshot(let t):
                         encoded = try? RecordingCodec.encodeSnapshotMark(t)
                         index.snapshots = true
@@ -129,7 +142,7 @@ public final class RecordingWriter: @unchecked Sendable {
                     write(data)
                     data.removeAll(keepingCapacity: true)
                     guard let offset = startSegment() else { return }
-                    index.keyframes.append(RecordingIndex.Keyframe(at: t, offset: offset, line: linesWritten + 1))
+                    awaiting.append((RecordingIndex.Keyframe(at: t, offset: offset, line: linesWritten + 1, from: t), TrafficSeries.recentTicks))
                     data.append(encoded)
                     data.append(UInt8(ascii: "\n"))
                     linesWritten += 1
@@ -291,8 +304,12 @@ public struct Recording: Sendable {
             // Keyframes and the index only speed up seeking: reading lines passes over them.
             if bytes.isEmpty || RecordingCodec.isKeyframe(bytes) || bytes.starts(with: RecordingCodec.indexPrefix) { continue }
             let line: RecordingCodec.EventLine
-            do { line = try decoder.decode(RecordingCodec.EventLine.self, from: bytes) } catch {
-                return (lines, RecordingError("\(name):\(number): not a recording line (\(describe(error)))"))
+            if let fast = FastStatsLine.decode(bytes) {
+                line = RecordingCodec.EventLine(t: fast.at, e: fast.event, snapshot: nil)
+            } else {
+                do { line = try decoder.decode(RecordingCodec.EventLine.self, from: bytes) } catch {
+                    return (lines, RecordingError("\(name):\(number): not a recording line (\(describe(error)))"))
+                }
             }
             guard line.t >= last else {
                 return (lines, RecordingError("\(name):\(number): time goes backwards (\(line.t) ms after \(last) ms)"))

@@ -23,8 +23,11 @@ public final class ReplaySource: @unchecked Sendable {
     public let hasSnapshotMarks: Bool
     /// The file ended inside a line (a killed recorder).
     public let truncated: Bool
-    /// Session time each segment starts at (the first: 0).
+    /// Session time each segment starts at (the first: 0): its keyframe's time.
     public let segmentStarts: [Millis]
+    /// From when on each segment's keyframe may start a seek (its index entry's `from`: the
+    /// keyframe plus 10 s of stats ticks rebuild the model exactly).
+    public let restartFrom: [Millis]
     /// Whether the file had an index (segments are read as needed).
     public let indexed: Bool
 
@@ -53,6 +56,7 @@ public final class ReplaySource: @unchecked Sendable {
         hasSnapshotMarks = recording.hasSnapshotMarks
         truncated = recording.truncated
         segmentStarts = [0]
+        restartFrom = [0]
         indexed = false
         _duration = recording.duration
         _stoppedAt = recording.stoppedAt
@@ -66,6 +70,7 @@ public final class ReplaySource: @unchecked Sendable {
         hasSnapshotMarks = index.snapshots
         truncated = false
         segmentStarts = [0] + index.keyframes.map(\.at)
+        restartFrom = [0] + index.keyframes.map(\.from)
         indexed = true
         storage = .file(fd: fd, compressed: compressed, ranges: ranges, lines: [1] + index.keyframes.map(\.line))
         _duration = index.duration
@@ -86,12 +91,12 @@ public final class ReplaySource: @unchecked Sendable {
     /// Segments that can be replayed (fewer than `segmentStarts` after a damaged one).
     public var availableSegments: Int { lock.withLock { _available } }
 
-    /// The last segment starting at or before `t`.
-    public func segment(containing t: Millis) -> Int {
-        var lo = 0, hi = min(segmentStarts.count, availableSegments) - 1
+    /// The segment whose keyframe a seek to `t` starts from: the last one usable at `t`.
+    public func restartSegment(for t: Millis) -> Int {
+        var lo = 0, hi = min(restartFrom.count, availableSegments) - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
-            if segmentStarts[mid] <= t { lo = mid } else { hi = mid - 1 }
+            if restartFrom[mid] <= t { lo = mid } else { hi = mid - 1 }
         }
         return lo
     }
@@ -218,12 +223,12 @@ public final class ReplaySource: @unchecked Sendable {
 
     /// Keyframes in order, inside the file, before the index.
     private static func validate(_ index: RecordingIndex, indexOffset: Int64) -> Bool {
-        var lastOffset: Int64 = 0, lastAt: Millis = 0, lastLine = 1
+        var lastOffset: Int64 = 0, lastAt: Millis = 0, lastLine = 1, lastFrom: Millis = 0
         for k in index.keyframes {
-            guard k.offset > lastOffset, k.offset < indexOffset, k.at >= lastAt, k.line > lastLine else { return false }
-            (lastOffset, lastAt, lastLine) = (k.offset, k.at, k.line)
+            guard k.offset > lastOffset, k.offset < indexOffset, k.at >= lastAt, k.line > lastLine, k.from >= k.at, k.from >= lastFrom else { return false }
+            (lastOffset, lastAt, lastLine, lastFrom) = (k.offset, k.at, k.line, k.from)
         }
-        return index.duration >= lastAt
+        return index.duration >= lastFrom
     }
 
     /// The index line at the end of the file, and where it starts.

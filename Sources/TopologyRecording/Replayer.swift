@@ -38,8 +38,10 @@ public struct Replayer: Sendable {
 /// A seek starts from the latest restart point at or before the target — a keyframe from the
 /// file, or (for a recording read whole) a copy of the model, a value type, taken every
 /// `checkpointEveryMs` of session time the first time play passes there — and applies the lines
-/// after it, so it costs at most one interval of events and lands on exactly the model playing
-/// through would give (keyframes are that model, written down; a test holds them to it).
+/// after it, so it costs at most one interval of events (plus 10 s) and lands on exactly the
+/// model playing through would give (a keyframe is that model written down, but for the last
+/// 10 s of latency samples, which the ticks after it bring back: it is a restart point only
+/// from its `from` on; a test holds them to it).
 public struct ReplayPlayer: Sendable {
     public let source: ReplaySource
     public private(set) var model = Model()
@@ -56,6 +58,9 @@ public struct ReplayPlayer: Sendable {
     private var now: Millis = 0
     private var checkpoints: [(at: Millis, segment: Int, next: Int, model: Model)] = []
     public static let speeds: [Double] = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64]
+    /// Playing on costs less than reading a keyframe of a busy session and the 10 s of ticks
+    /// it needs, unless the keyframe is further ahead than this.
+    static let keyframeWorthMs: Millis = 15_000
 
     public init(_ source: ReplaySource, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
         self.source = source
@@ -98,10 +103,10 @@ public struct ReplayPlayer: Sendable {
     /// Moves to session time `t` (clamped to the recording).
     public mutating func seek(to t: Millis) {
         let target = max(0, min(t, duration))
-        let k = source.segment(containing: target)
+        let k = source.restartSegment(for: target)
         let cp = checkpoints.last { $0.at <= target } ?? checkpoints[0]
-        if k > 0 && source.segmentStarts[k] >= cp.at && (target < now || k > segment) {
-            // A keyframe between here and the target, or behind us: start from it.
+        if k > 0 && source.segmentStarts[k] >= cp.at && (target < now || source.segmentStarts[k] > now + Self.keyframeWorthMs) {
+            // A keyframe behind us, or far enough ahead that reading it beats playing on: start from it.
             let seg = source.segment(k)
             if let m = seg.model {
                 model = m
