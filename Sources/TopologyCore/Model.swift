@@ -147,6 +147,7 @@ public struct Model: Sendable, Codable {
     public private(set) var rowsVersion = 0
     private var fairnessCache = FairnessValue(index: nil, word: "no traffic")
     private var revisionSharesCache: [RevisionShare] = []
+    private var revisionMap: RevisionMap?
     /// RPCs all backends completed in the last 10 s (shares), and the busiest second any backend
     /// had in the last minute (sparkline scale): computed once per stats tick.
     public private(set) var backendsCompleted10s = 0
@@ -498,29 +499,42 @@ public struct Model: Sendable, Codable {
 
     private mutating func applyStats(_ tick: StatsTick) {
         var total = RPCDelta()
-        var bySub: [SubchannelID: SubchannelTick] = [:]
-        for s in tick.subchannels { bySub[s.id] = s }
-        for id in subchannels.keys {
-            if let s = bySub[id] {
-                subchannels[id]!.activeStreams = s.activeStreams
-                subchannels[id]!.queued = s.queued
-                subchannels[id]!.traffic.apply(s.delta, at: now)
+        var bySub: [SubchannelID: Int] = [:]
+        bySub.reserveCapacity(tick.subchannels.count)
+        for (i, s) in tick.subchannels.enumerated() { bySub[s.id] = i }
+        // Through the dictionaries' indices: one hash per row, not one per field.
+        var i = subchannels.startIndex
+        while i != subchannels.endIndex {
+            if let j = bySub[subchannels.keys[i]] {
+                let s = tick.subchannels[j]
+                subchannels.values[i].activeStreams = s.activeStreams
+                subchannels.values[i].queued = s.queued
+                subchannels.values[i].traffic.apply(s.delta, at: now)
                 total.add(s.delta)
             } else {
-                subchannels[id]!.traffic.apply(nil, at: now)
+                subchannels.values[i].traffic.apply(nil, at: now)
             }
+            subchannels.formIndex(after: &i)
         }
         var byName: [String: RPCDelta] = [:]
-        for b in tick.backends { byName[b.name, default: RPCDelta()].add(b.delta) }
+        byName.reserveCapacity(tick.backends.count)
+        for b in tick.backends {
+            if byName[b.name] == nil { byName[b.name] = b.delta } else { byName[b.name]!.add(b.delta) }
+        }
         for (name, _) in byName where backends[name] == nil {
             backends[name] = BackendRecord(name: name, firstSeen: now)
             rowsVersion += 1
         }
-        for name in backends.keys {
-            backends[name]!.traffic.apply(byName[name], at: now)
+        var k = backends.startIndex
+        while k != backends.endIndex {
+            backends.values[k].traffic.apply(byName[backends.keys[k]], at: now)
+            backends.formIndex(after: &k)
         }
         total.add(tick.unassigned)
         unassigned.apply(tick.unassigned, at: now)
+        // Every subchannel's samples in one: the same buckets over and over, so merged they are
+        // a few hundred pairs, not thousands (what the channel's 10 s percentiles sort per frame).
+        total.latency.mergeEqualValues()
         channel.apply(total, at: now)
         channelQueued = tick.channelQueued
         collectGarbage()
@@ -549,23 +563,31 @@ public struct Model: Sendable, Codable {
     /// once per stats tick (it parses pod names), not per frame.
     public func revisionShares() -> [(revision: String, share: Double)] { revisionSharesCache.map { ($0.revision, $0.share) } }
 
-    private func computeRevisionShares() -> [RevisionShare] {
+    private mutating func computeRevisionShares() -> [RevisionShare] {
         guard backendsCompleted10s > 0 else { return [] }
-        var revisionOfPod: [String: String] = [:]
-        var firstSeen: [String: Int64] = [:]
-        for row in endpointRows {
-            guard let rev = row.endpoint.revision else { continue }
-            revisionOfPod[row.endpoint.displayName] = rev
-            firstSeen[rev] = min(firstSeen[rev] ?? row.firstSeen, row.firstSeen)
+        if revisionMap?.version != rowsVersion {
+            // The revisions change with the rows only: parsed once per rows version, not per tick.
+            var revisionOfPod: [String: String] = [:]
+            var map = RevisionMap(version: rowsVersion)
+            for row in endpoints.values {
+                guard let rev = row.endpoint.revision else { continue }
+                revisionOfPod[row.endpoint.displayName] = rev
+                map.firstSeen[rev] = min(map.firstSeen[rev] ?? row.firstSeen, row.firstSeen)
+            }
+            for name in backends.keys {
+                if let rev = revisionOfPod[name] ?? Endpoint.revision(ofPod: name) { map.ofBackend[name] = rev }
+            }
+            revisionMap = map
         }
+        let map = revisionMap!
         var counts: [String: Int] = [:]
-        for (name, b) in backends {
-            guard let rev = revisionOfPod[name] ?? Endpoint.revision(ofPod: name) else { continue }
+        for (name, rev) in map.ofBackend {
+            guard let b = backends[name] else { continue }
             let n = b.traffic.completed(lastSeconds: 10, tickMs: tickMs)
             if n > 0 { counts[rev, default: 0] += n }
         }
         guard counts.count >= 2 else { return [] }
-        return counts.keys.sorted { (firstSeen[$0] ?? .max, $0) < (firstSeen[$1] ?? .max, $1) }
+        return counts.keys.sorted { (map.firstSeen[$0] ?? .max, $0) < (map.firstSeen[$1] ?? .max, $1) }
             .map { RevisionShare(revision: $0, share: Double(counts[$0]!) / Double(backendsCompleted10s)) }
     }
 
@@ -763,6 +785,20 @@ struct FairnessValue: Sendable, Codable {
 struct RevisionShare: Sendable, Codable {
     var revision: String
     var share: Double
+}
+
+/// The revision of each backend and when each revision was first seen, for one `rowsVersion`.
+/// Derived from the rows, so a keyframe does not hold it: read back, it is rebuilt on the next tick.
+struct RevisionMap: Sendable, Codable {
+    var version: Int
+    var ofBackend: [String: String] = [:]
+    var firstSeen: [String: Int64] = [:]
+    init(version: Int) { self.version = version }
+    init(from decoder: Decoder) throws { self.init(version: -1) }
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encodeNil()
+    }
 }
 
 /// "850ms", "3.2s", "1m05s", "2h03m".

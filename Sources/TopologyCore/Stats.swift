@@ -41,6 +41,26 @@ public struct LatencySample: Sendable, Codable, Equatable {
         }
     }
     public var isEmpty: Bool { values.isEmpty }
+
+    /// Sorted by value, with the counts of equal values added up (the same observations).
+    public mutating func mergeEqualValues() {
+        guard values.count > 1 else { return }
+        let order = values.indices.sorted { values[$0] < values[$1] }
+        var v: [UInt64] = [], c: [UInt32] = []
+        v.reserveCapacity(values.count)
+        c.reserveCapacity(values.count)
+        for i in order where i < counts.count {
+            if let last = v.last, last == values[i] {
+                let (sum, overflow) = c[c.count - 1].addingReportingOverflow(counts[i])
+                c[c.count - 1] = overflow ? .max : sum
+            } else {
+                v.append(values[i])
+                c.append(counts[i])
+            }
+        }
+        values = v
+        counts = c
+    }
 }
 
 /// Per-subchannel part of a tick: gauges as they are now, and the delta since the last tick.
@@ -138,9 +158,15 @@ public struct LatencyHistogram: Sendable, Codable {
         add(s)
     }
 
-    /// The lowest bucket's value is the exact minimum and the highest's the exact maximum (a
-    /// bucket holding both is split), so the decoded histogram reports the same extremes.
     public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(keyframeSample)
+    }
+
+    /// The (value, count) pairs that rebuild the same buckets: the lowest bucket's value is the
+    /// exact minimum and the highest's the exact maximum (a bucket holding both is split), so
+    /// the rebuilt histogram reports the same extremes.
+    var keyframeSample: LatencySample {
         var s = sample
         if let last = s.values.indices.last {
             let h = histogram
@@ -153,8 +179,7 @@ public struct LatencyHistogram: Sendable, Codable {
                 s.counts.append(1)
             }
         }
-        var c = encoder.singleValueContainer()
-        try c.encode(s)
+        return s
     }
 
     public mutating func reset() { stored = nil }
@@ -283,15 +308,32 @@ public struct TrafficSeries: Sendable, Codable {
         return Double(peak)
     }
 
-    // A keyframe keeps the last `ringTicks` of the rings (all any reader looks at: rates, sums
-    // and sparklines index from the end) and leaves out an all-zero failure ring, and the last
-    // `recentTicks` latency samples: they are ¾ of a keyframe, and the stats lines before it
+    // In a keyframe a series is one string of comma-separated integers: a keyframe holds a few
+    // hundred series, and JSONDecoder reads one string token far faster than hundreds of numbers
+    // in nested containers (a keyframe of 100 busy endpoints: ~55 → a few ms); the digits are
+    // then read by a byte scan. The layout (first number: its version, 1):
+    //
+    //   1, started, succeeded, failed, sent, received, #codes, (code, n)…, has-last-activity (0/1),
+    //   [last activity ms], window 1 s, window 10 s, window 60 s, #ring, completed ring…,
+    //   has-failures (0/1), [failure ring…], #latency pairs, (Δvalue, count)…
+    //
+    // It keeps the last `ringTicks` of the rings (all any reader looks at: rates, sums and
+    // sparklines index from the end) and leaves out an all-zero failure ring, and the last
+    // `recentTicks` latency samples: they were ¾ of a keyframe, and the stats lines before it
     // hold them. A series read back gets one sample per stats tick like any other, so after
     // `recentTicks` ticks it holds the same samples as the live one (a recording's index says
-    // from when on a keyframe may be used). Keyframes of format 2 had them: still read.
+    // from when on a keyframe may be used). Format 2 keyframes (a keyed object, with the
+    // samples) are still read.
     private enum Keys: String, CodingKey { case total, c, f, latency, recent, at, w }
 
     public init(from decoder: Decoder) throws {
+        if let compact = try? decoder.singleValueContainer().decode(String.self) {
+            guard let s = TrafficSeries(compact: compact) else {
+                throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "a damaged traffic series"))
+            }
+            self = s
+            return
+        }
         let k = try decoder.container(keyedBy: Keys.self)
         total = try k.decode(RPCDelta.Totals.self, forKey: .total)
         completedRing = try k.decode([UInt32].self, forKey: .c)
@@ -308,14 +350,133 @@ public struct TrafficSeries: Sendable, Codable {
     }
 
     public func encode(to encoder: Encoder) throws {
-        var k = encoder.container(keyedBy: Keys.self)
-        try k.encode(total, forKey: .total)
-        try k.encode(Array(completedRing.suffix(Self.ringTicks)), forKey: .c)
+        var c = encoder.singleValueContainer()
+        try c.encode(compact)
+    }
+
+    /// The keyframe string (see above).
+    public var compact: String {
+        var out = "1"
+        out.reserveCapacity(2048)
+        func put(_ v: Int) {
+            out.append(",")
+            out.append(String(v))
+        }
+        for v in [total.started, total.succeeded, total.failed, total.messagesSent, total.messagesReceived] { put(v) }
+        put(total.codes.count)
+        for (code, n) in total.codes.sorted(by: { $0.key < $1.key }) {
+            put(code)
+            put(n)
+        }
+        if let at = lastActivity {
+            put(1)
+            put(Int(at))
+        } else {
+            put(0)
+        }
+        for v in [window4, window40, window240] { put(v) }
+        let ring = completedRing.suffix(Self.ringTicks)
+        put(ring.count)
+        for v in ring { put(Int(v)) }
         let failed = failedRing.suffix(Self.ringTicks)
-        if failed.contains(where: { $0 != 0 }) { try k.encode(Array(failed), forKey: .f) }
-        try k.encode(latency, forKey: .latency)
-        try k.encodeIfPresent(lastActivity, forKey: .at)
-        try k.encode([window4, window40, window240], forKey: .w)
+        if failed.contains(where: { $0 != 0 }) {
+            put(1)
+            for v in failed { put(Int(v)) }
+        } else {
+            put(0)
+        }
+        let sample = latency.keyframeSample
+        put(sample.values.count)
+        var previous: UInt64 = 0
+        for (v, n) in zip(sample.values, sample.counts) {
+            put(Int(truncatingIfNeeded: v &- previous))
+            put(Int(n))
+            previous = v
+        }
+        return out
+    }
+
+    /// Reads the keyframe string; nil when it is damaged.
+    public init?(compact: String) {
+        var text = compact
+        let parsed: TrafficSeries? = text.withUTF8 { bytes -> TrafficSeries? in
+            var i = 0
+            func next() -> Int? {
+                guard i < bytes.count else { return nil }
+                if i > 0 {
+                    guard bytes[i] == UInt8(ascii: ",") else { return nil }
+                    i += 1
+                }
+                let negative = i < bytes.count && bytes[i] == UInt8(ascii: "-")
+                if negative { i += 1 }
+                let start = i
+                var v = 0
+                while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 {
+                    v = v &* 10 &+ Int(bytes[i] - 0x30)
+                    i += 1
+                }
+                guard i > start, i - start <= 18 else { return nil }
+                return negative ? -v : v
+            }
+            func count(_ limit: Int) -> Int? {
+                guard let n = next(), n >= 0, n <= limit else { return nil }
+                return n
+            }
+            func u32() -> UInt32? {
+                guard let v = next(), v >= 0, v <= Int(UInt32.max) else { return nil }
+                return UInt32(v)
+            }
+            guard next() == 1 else { return nil }
+            var s = TrafficSeries()
+            guard let a = next(), let b = next(), let c = next(), let d = next(), let e = next() else { return nil }
+            (s.total.started, s.total.succeeded, s.total.failed, s.total.messagesSent, s.total.messagesReceived) = (a, b, c, d, e)
+            guard let codes = count(1024) else { return nil }
+            for _ in 0..<codes {
+                guard let code = next(), let n = next() else { return nil }
+                s.total.codes[code] = n
+            }
+            guard let hasAt = count(1) else { return nil }
+            if hasAt == 1 {
+                guard let at = next() else { return nil }
+                s.lastActivity = Millis(at)
+            }
+            guard let w4 = next(), let w40 = next(), let w240 = next() else { return nil }
+            (s.window4, s.window40, s.window240) = (w4, w40, w240)
+            guard let ringCount = count(Self.ringTicks * 2) else { return nil }
+            s.completedRing.reserveCapacity(ringCount)
+            for _ in 0..<ringCount {
+                guard let v = u32() else { return nil }
+                s.completedRing.append(v)
+            }
+            guard let hasFailed = count(1) else { return nil }
+            if hasFailed == 1 {
+                s.failedRing.reserveCapacity(ringCount)
+                for _ in 0..<ringCount {
+                    guard let v = u32() else { return nil }
+                    s.failedRing.append(v)
+                }
+            } else {
+                s.failedRing = Array(repeating: 0, count: ringCount)
+            }
+            guard let pairs = count(1 << 20) else { return nil }
+            var sample = LatencySample()
+            sample.values.reserveCapacity(pairs)
+            sample.counts.reserveCapacity(pairs)
+            var value: UInt64 = 0
+            for _ in 0..<pairs {
+                guard let step = next(), step >= 0, let n = u32() else { return nil }
+                let (sum, overflow) = value.addingReportingOverflow(UInt64(step))
+                guard !overflow else { return nil }
+                value = sum
+                sample.values.append(value)
+                sample.counts.append(n)
+            }
+            guard i == bytes.count else { return nil }
+            s.latency.add(sample)
+            return s
+        }
+        guard let parsed else { return nil }
+        self = parsed
     }
 
     /// Latency percentile over the last 10 s, microseconds: the samples are already in the

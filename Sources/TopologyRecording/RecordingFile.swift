@@ -329,14 +329,20 @@ public struct Recording: Sendable {
     /// The (start, end) byte ranges of the complete lines of `data` from `start`, and whether
     /// it ends inside a line.
     static func lineRanges(_ data: Data, from start: Int) -> (ranges: [(Int, Int)], truncated: Bool) {
-        var out: [(Int, Int)] = []
-        var start = start
-        while start < data.endIndex {
-            guard let nl = data[start...].firstIndex(of: 0x0A) else { return (out, true) }
-            out.append((start, nl))
-            start = nl + 1
+        guard start < data.endIndex else { return ([], false) }
+        return data[start...].withUnsafeBytes { raw -> ([(Int, Int)], Bool) in
+            // memchr: Data's own firstIndex(of:) goes byte by byte through a generic path.
+            var out: [(Int, Int)] = []
+            guard let base = raw.baseAddress else { return (out, false) }
+            var off = 0
+            while off < raw.count {
+                guard let hit = memchr(base + off, 0x0A, raw.count - off) else { return (out, true) }
+                let nl = base.distance(to: UnsafeRawPointer(hit))
+                out.append((start + off, start + nl))
+                off = nl + 1
+            }
+            return (out, false)
         }
-        return (out, false)
     }
 
     static func describe(_ error: Error) -> String {

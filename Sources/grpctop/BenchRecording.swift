@@ -23,6 +23,11 @@ enum RecordingBenchmark {
         var seekMsP50: Double
         var seekMsMax: Double
         var seeks: Int
+        /// The parts of a seek (medians): reading the segment (inflate + decode the keyframe and
+        /// the lines), applying the lines up to the target, rendering the frame.
+        var seekReadMsP50: Double
+        var seekApplyMsP50: Double
+        var seekRenderMsP50: Double
         var playback64xFrameMsP50: Double
         var playback64xFrameMsMax: Double
     }
@@ -100,14 +105,22 @@ enum RecordingBenchmark {
         }
         // Seeks to random points (each one a segment the player has not read yet, mostly).
         var rng = SeededGenerator(seed: 7)
-        var seekMs: [Double] = []
+        var seekMs: [Double] = [], readMs: [Double] = [], applyMs: [Double] = [], renderMs: [Double] = []
         for _ in 0..<30 {
             let to = Millis(rng.next() % UInt64(source.duration + 1))
             let s0 = DispatchTime.now().uptimeNanoseconds
+            // The segment the seek starts from, read first so its cost is counted apart.
+            _ = source.segment(source.restartSegment(for: to))
+            let s1 = DispatchTime.now().uptimeNanoseconds
             player.seek(to: to)
+            let s2 = DispatchTime.now().uptimeNanoseconds
             _ = Dashboard.render(model: player.model, state: ViewState(), width: 200, height: 60, previousRows: nil)
             seekMs.append(ms(since: s0))
+            readMs.append(Double(s1 - s0) / 1e6)
+            applyMs.append(Double(s2 - s1) / 1e6)
+            renderMs.append(ms(since: s2))
         }
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
         // 64×: each 250 ms frame covers 16 s of session (64 ticks) to apply, then one render;
         // at most 5 minutes of it.
         player.seek(to: 0)
@@ -132,6 +145,7 @@ enum RecordingBenchmark {
         return Report(endpoints: 100, rps: 10_000, minutes: Double(seconds) / 60, keyframeEveryMs: keyframeEveryMs,
                       bytesPerMinutePlain: perMinute(sizes[0]), bytesPerMinuteGzip: perMinute(sizes[1]),
                       openMs: openMs, wholeReadMsPerMinute: whole, seekMsP50: seekMs[seekMs.count / 2], seekMsMax: seekMs.last ?? 0, seeks: seekMs.count,
+                      seekReadMsP50: median(readMs), seekApplyMsP50: median(applyMs), seekRenderMsP50: median(renderMs),
                       playback64xFrameMsP50: frameMs.sorted()[frameMs.count / 2], playback64xFrameMsMax: frameMs.max() ?? 0)
     }
 
@@ -142,6 +156,7 @@ enum RecordingBenchmark {
           open (header, index, first segment, first frame's model)   \(String(format: "%.1f", r.openMs)) ms
           read whole instead (no index: a killed recorder)   \(r.wholeReadMsPerMinute.map { String(format: "%.0f ms per recorded minute", $0) } ?? "not measured (over 10 min)")
           seek to a random point + render a 200×60 frame ( \(r.seeks) seeks)   p50 \(String(format: "%.1f", r.seekMsP50)) ms   max \(String(format: "%.1f", r.seekMsMax)) ms
+            parts (medians): read the segment \(String(format: "%.1f", r.seekReadMsP50)) ms, apply up to the target \(String(format: "%.1f", r.seekApplyMsP50)) ms, render \(String(format: "%.1f", r.seekRenderMsP50)) ms
           64× playback, per 250 ms frame (16 s of events applied + a 200×60 render)  p50 \(String(format: "%.1f", r.playback64xFrameMsP50)) ms   max \(String(format: "%.1f", r.playback64xFrameMsMax)) ms
 
         """

@@ -302,6 +302,36 @@ struct ReplayPlayerTests {
         #expect(index.keyframes.map(\.from) == [30000, 70000])
     }
 
+    /// A keyframe's traffic series is one string of integers: damaged, it is refused (never a
+    /// crash, never a wrong series); format 2's keyed objects still read.
+    @Test func trafficSeriesInKeyframes() throws {
+        var m = Model()
+        for e in scriptedEvents(ticks: 30) { _ = m.apply(e) }
+        let series = try #require(m.subchannels[1]?.traffic)
+        let compact = String(decoding: try JSONEncoder().encode(series), as: UTF8.self)
+        #expect(compact.hasPrefix("\"1,"))
+        let back = try JSONDecoder().decode(TrafficSeries.self, from: Data(compact.utf8))
+        #expect(back.total == series.total && back.rate(seconds: 10, tickMs: 250) == series.rate(seconds: 10, tickMs: 250))
+        #expect(back.latency.percentile(50) == series.latency.percentile(50) && back.latency.percentile(100) == series.latency.percentile(100))
+        var rng = SeededGenerator(seed: 3)
+        var refused = 0
+        let body = Array(compact.utf8.dropFirst().dropLast())
+        for _ in 0..<500 {
+            var bytes = body
+            let i = Int.random(in: 0..<bytes.count, using: &rng)
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0: bytes[i] = Array("0123456789,-x".utf8).randomElement(using: &rng)!
+            case 1: bytes.remove(at: i)
+            default: bytes.removeSubrange(i..<min(bytes.count, i + Int.random(in: 1...40, using: &rng)))
+            }
+            if TrafficSeries(compact: String(decoding: bytes, as: UTF8.self)) == nil { refused += 1 }
+        }
+        #expect(refused > 100)
+        let formatTwo = #"{"total":{"started":3,"succeeded":3,"failed":0,"codes":{},"messagesSent":3,"messagesReceived":3},"c":[1,2],"latency":{"values":[900,1000],"counts":[2,1]},"recent":[{"values":[900],"counts":[1]}],"at":500,"w":[3,3,3]}"#
+        let old = try JSONDecoder().decode(TrafficSeries.self, from: Data(formatTwo.utf8))
+        #expect(old.total.started == 3 && old.latency.count == 3 && old.recentPercentile(50) == 900 && old.completed(lastSeconds: 1, tickMs: 250) == 3)
+    }
+
     @Test func clockSpeedPauseAndMarkers() throws {
         let rec = try recording()
         var p = ReplayPlayer(rec)
