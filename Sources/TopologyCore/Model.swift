@@ -21,7 +21,8 @@ public struct Model: Sendable, Codable {
     public private(set) var endpoints: [EndpointKey: EndpointRow] = [:]
     public private(set) var subchannels: [SubchannelID: SubchannelRecord] = [:]
     public private(set) var backends: [String: BackendRecord] = [:]
-    /// Every RPC, whatever happened to it.
+    /// Every RPC, whatever happened to it. Its latency is the session histogram only: no 10 s
+    /// percentiles (`recentPercentile` is nil).
     public private(set) var channel = TrafficSeries()
     /// RPCs that never reached a subchannel.
     public private(set) var unassigned = TrafficSeries()
@@ -510,7 +511,8 @@ public struct Model: Sendable, Codable {
                 subchannels.values[i].activeStreams = s.activeStreams
                 subchannels.values[i].queued = s.queued
                 subchannels.values[i].traffic.apply(s.delta, at: now)
-                total.add(s.delta)
+                total.addCounts(s.delta)
+                channel.addSessionLatency(s.delta.latency)
             } else {
                 subchannels.values[i].traffic.apply(nil, at: now)
             }
@@ -530,11 +532,11 @@ public struct Model: Sendable, Codable {
             backends.values[k].traffic.apply(byName[backends.keys[k]], at: now)
             backends.formIndex(after: &k)
         }
-        total.add(tick.unassigned)
+        total.addCounts(tick.unassigned)
+        channel.addSessionLatency(tick.unassigned.latency)
         unassigned.apply(tick.unassigned, at: now)
-        // Every subchannel's samples in one: the same buckets over and over, so merged they are
-        // a few hundred pairs, not thousands (what the channel's 10 s percentiles sort per frame).
-        total.latency.mergeEqualValues()
+        // The channel's latencies went straight into its session histogram: it keeps no 10 s
+        // samples (nothing shows them; merging every subchannel's samples cost a sort per tick).
         channel.apply(total, at: now)
         channelQueued = tick.channelQueued
         collectGarbage()

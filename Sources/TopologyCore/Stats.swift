@@ -18,14 +18,19 @@ public struct RPCDelta: Sendable, Codable, Equatable {
     public var isEmpty: Bool { started == 0 && completed == 0 && messagesSent == 0 && messagesReceived == 0 }
 
     public mutating func add(_ o: RPCDelta) {
+        addCounts(o)
+        latency.values += o.latency.values
+        latency.counts += o.latency.counts
+    }
+
+    /// Adds everything but the latency samples.
+    public mutating func addCounts(_ o: RPCDelta) {
         started += o.started
         succeeded += o.succeeded
         failed += o.failed
         for (c, n) in o.codes { codes[c, default: 0] += n }
         messagesSent += o.messagesSent
         messagesReceived += o.messagesReceived
-        latency.values += o.latency.values
-        latency.counts += o.latency.counts
     }
 }
 
@@ -41,26 +46,6 @@ public struct LatencySample: Sendable, Codable, Equatable {
         }
     }
     public var isEmpty: Bool { values.isEmpty }
-
-    /// Sorted by value, with the counts of equal values added up (the same observations).
-    public mutating func mergeEqualValues() {
-        guard values.count > 1 else { return }
-        let order = values.indices.sorted { values[$0] < values[$1] }
-        var v: [UInt64] = [], c: [UInt32] = []
-        v.reserveCapacity(values.count)
-        c.reserveCapacity(values.count)
-        for i in order where i < counts.count {
-            if let last = v.last, last == values[i] {
-                let (sum, overflow) = c[c.count - 1].addingReportingOverflow(counts[i])
-                c[c.count - 1] = overflow ? .max : sum
-            } else {
-                v.append(values[i])
-                c.append(counts[i])
-            }
-        }
-        values = v
-        counts = c
-    }
 }
 
 /// Per-subchannel part of a tick: gauges as they are now, and the delta since the last tick.
@@ -247,6 +232,11 @@ public struct TrafficSeries: Sendable, Codable {
         recent.append(d.latency)
         if recent.count > Self.recentTicks { recent.removeFirst(recent.count - Self.recentTicks) }
         if d.completed > 0 || d.started > 0 { lastActivity = at }
+    }
+
+    /// Adds latencies to the session histogram only (not to the last 10 s).
+    public mutating func addSessionLatency(_ sample: LatencySample) {
+        if !sample.isEmpty { latency.add(sample) }
     }
 
     /// Completed RPCs per second over the last `seconds` (1, 10 or 60).
