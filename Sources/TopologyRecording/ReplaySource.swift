@@ -12,8 +12,10 @@ import TopologyCore
 /// read whole into one segment.
 public final class ReplaySource: @unchecked Sendable {
     public struct Segment: Sendable {
-        /// The model at the segment's start (nil: the empty model, for the first segment).
-        public var model: Model?
+        /// The keyframe line the segment starts with (nil for the first segment: the empty
+        /// model). Decoded only when a seek starts from it (`keyframeModel`): playing through a
+        /// segment, or passing through it to a later target, does not need it.
+        var keyframe: Data?
         public var lines: [RecordedLine]
     }
 
@@ -40,6 +42,7 @@ public final class ReplaySource: @unchecked Sendable {
     /// Guards everything below (a player uses one thread, but the class is shared by value copies).
     private let lock = NSLock()
     private var cache: [(index: Int, segment: Segment)] = []
+    private var models: [(index: Int, model: Model)] = []
     private var _duration: Millis
     private var _stoppedAt: RecordingError?
     private var _available: Int
@@ -84,6 +87,12 @@ public final class ReplaySource: @unchecked Sendable {
         if case .file(let fd, _, _, _) = storage { close(fd) }
     }
 
+    /// Byte offsets of the keyframes (an indexed file), in index order.
+    var indexedOffsets: [Int64]? {
+        if case .file(_, _, let ranges, _) = storage { return ranges.dropFirst().map(\.lowerBound) }
+        return nil
+    }
+
     /// Session time of the last line that can be replayed.
     public var duration: Millis { lock.withLock { _duration } }
     /// Set once a line could not be read: the replay ends before it.
@@ -112,11 +121,32 @@ public final class ReplaySource: @unchecked Sendable {
         }
     }
 
+    /// The model segment `i` (> 0) starts from, decoded from its keyframe (the last few are
+    /// kept). nil when the keyframe is damaged: the replay then ends before the segment
+    /// (`stoppedAt` says why), and a seek must start from an earlier one.
+    public func keyframeModel(_ i: Int) -> Model? {
+        guard i > 0, i < availableSegments, let line = segment(i).keyframe else { return nil }
+        return lock.withLock {
+            if let hit = models.first(where: { $0.index == i }) { return hit.model }
+            do {
+                let m = try RecordingCodec.decoder().decode(RecordingCodec.KeyframeLine.self, from: line).keyframe
+                models.append((i, m))
+                if models.count > 2 { models.removeFirst() }
+                return m
+            } catch {
+                if case .file(_, _, _, let lineNumbers) = storage {
+                    cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): not a keyframe (\(Recording.describe(error)))"))
+                }
+                return nil
+            }
+        }
+    }
+
     /// Under `lock`.
     private func load(_ i: Int) -> Segment {
         switch storage {
         case .memory(let lines):
-            return Segment(model: nil, lines: lines)
+            return Segment(keyframe: nil, lines: lines)
         case .file(let fd, let compressed, let ranges, let lineNumbers):
             let r = ranges[i]
             guard let raw = Self.pread(fd, r), Int64(raw.count) == r.count else {
@@ -135,15 +165,16 @@ public final class ReplaySource: @unchecked Sendable {
                 return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the index points to an empty segment"))
             }
             let decoder = RecordingCodec.decoder()
-            var model: Model?
+            var keyframe: Data?
             if i > 0 {
-                do { model = try decoder.decode(RecordingCodec.KeyframeLine.self, from: text[first.0..<first.1]).keyframe } catch {
-                    return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): not a keyframe (\(Recording.describe(error)))"))
+                guard RecordingCodec.isKeyframe(text[first.0..<first.1]) else {
+                    return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): not a keyframe"))
                 }
+                keyframe = Data(text[first.0..<first.1])
             }
             let (lines, stopped) = Recording.decodeLines(text, ranges.dropFirst(), firstLine: lineNumbers[i] + 1, name: name, decoder: decoder,
                                                          after: segmentStarts[i])
-            let seg = Segment(model: model, lines: lines)
+            let seg = Segment(keyframe: keyframe, lines: lines)
             if let stopped { return cut(at: i, lines: lines, error: stopped) }
             return seg
         }
@@ -161,7 +192,7 @@ public final class ReplaySource: @unchecked Sendable {
             _available = min(_available, i + 1)
             _duration = min(_duration, lines.last?.at ?? segmentStarts[i])
         }
-        return Segment(model: nil, lines: lines)
+        return Segment(keyframe: nil, lines: lines)
     }
 
     // MARK: - opening
@@ -218,7 +249,7 @@ public final class ReplaySource: @unchecked Sendable {
             throw RecordingError("\(path):2: the recording does not start with the session (its first event must be sessionStarted)")
         }
         return ReplaySource(name: path, header: header, index: index, fd: fd, compressed: compressed, ranges: ranges,
-                            first: Segment(model: nil, lines: lines), stopped: stopped)
+                            first: Segment(keyframe: nil, lines: lines), stopped: stopped)
     }
 
     /// Keyframes in order, inside the file, before the index.

@@ -58,9 +58,9 @@ public struct ReplayPlayer: Sendable {
     private var now: Millis = 0
     private var checkpoints: [(at: Millis, segment: Int, next: Int, model: Model)] = []
     public static let speeds: [Double] = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64]
-    /// Playing on costs less than reading a keyframe of a busy session and the 10 s of ticks
-    /// it needs, unless the keyframe is further ahead than this.
-    static let keyframeWorthMs: Millis = 15_000
+    /// Playing on costs less than decoding a keyframe of a busy session (about as much as
+    /// applying 5 s of its ticks), unless the keyframe is further ahead than this.
+    static let keyframeWorthMs: Millis = 5_000
 
     public init(_ source: ReplaySource, speed: Double = 1, checkpointEveryMs: Millis = 10_000) {
         self.source = source
@@ -107,14 +107,15 @@ public struct ReplayPlayer: Sendable {
         let cp = checkpoints.last { $0.at <= target } ?? checkpoints[0]
         if k > 0 && source.segmentStarts[k] >= cp.at && (target < now || source.segmentStarts[k] > now + Self.keyframeWorthMs) {
             // A keyframe behind us, or far enough ahead that reading it beats playing on: start from it.
-            let seg = source.segment(k)
-            if let m = seg.model {
-                model = m
-                segment = k
-                lines = seg.lines
-                next = 0
-                now = source.segmentStarts[k]
+            guard let m = source.keyframeModel(k) else {
+                // Damaged: the recording now ends before it; start over from an earlier one.
+                return seek(to: t)
             }
+            model = m
+            segment = k
+            lines = source.segment(k).lines
+            next = 0
+            now = source.segmentStarts[k]
         } else if target < now || cp.at > now {
             model = cp.model
             segment = cp.segment

@@ -254,6 +254,36 @@ struct ReplayPlayerTests {
         #expect(Snapshot(play.model) == Snapshot(modelOf(events)))
     }
 
+    /// A damaged keyframe in an indexed file: the first seek that needs it finds out, the
+    /// replay then ends where its segment starts (saying which line), and everything before
+    /// stays as playing through gives.
+    @Test func damagedKeyframeEndsTheReplayBeforeIt() throws {
+        let path = tempPath("damaged-keyframe.jsonl")
+        let events = scriptedEvents(ticks: 90)
+        try write(events, to: path, keyframeEveryMs: 700)
+        var bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
+        let probe = try ReplaySource.open(path: path, version: "0.1.0")
+        let j = 10  // ~7 s in: far enough ahead of the start that a seek restarts from it
+        let offset = Int(try #require(probe.indexedOffsets?[j - 1]))
+        // Same length, so the index still points at the lines: `"t":` inside the model becomes `"t"!`.
+        let nl = try #require(bytes[offset...].firstIndex(of: 0x0A))
+        let line = String(decoding: bytes[offset..<nl], as: UTF8.self)
+        let colon = try #require(line.range(of: #""now":"#)).upperBound
+        bytes[offset + line.utf8.distance(from: line.startIndex, to: colon) - 1] = UInt8(ascii: "!")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        let source = try ReplaySource.open(path: path, version: "0.1.0")
+        let start = source.segmentStarts[j]
+        var player = ReplayPlayer(source)
+        player.seek(to: source.restartFrom[j] + 100)
+        #expect(source.stoppedAt?.description.contains("not a keyframe") == true, "\(String(describing: source.stoppedAt))")
+        #expect(source.duration == start && player.position == start)
+        let whole = try Recording.read(path: path, version: "0.1.0")
+        var straight = Replayer(whole)
+        straight.advance(to: start)
+        #expect(Snapshot(player.model) == Snapshot(straight.model))
+    }
+
     /// A recorder that was killed leaves keyframes but no index: the file is read whole, the
     /// keyframes passed over.
     @Test func withoutIndexTheFileIsReadWhole() throws {
