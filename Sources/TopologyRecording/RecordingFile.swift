@@ -19,9 +19,10 @@ public final class RecordingWriter: @unchecked Sendable {
     public let path: String
     public let compressed: Bool
     public let keyframeEveryMs: Millis
-    /// A keyframe of 100 busy endpoints is ~2.6 MB of JSON (~400 kB gzip): every 30 s is the
+    /// A keyframe of 100 busy endpoints is ~0.5 MB of JSON (~50 kB gzip) and a seek applies up
+    /// to one interval + 10 s of ticks after it: every 20 s is the
     /// balance between file size and seek time (README, Performance).
-    public static let defaultKeyframeEveryMs: Millis = 30_000
+    public static let defaultKeyframeEveryMs: Millis = 20_000
     private enum Pending {
         case line(RecordedLine)
         case keyframe(Millis, Model)

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import TopologyCore
+import TopologyRecording
 import TopologyResolvers
 import TopologyTransport
 
@@ -26,7 +27,7 @@ struct Bench: ParsableCommand {
     var etcd: String?
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
     @Option(help: "Minutes of synthetic session for --recording.") var minutes = 1.0
-    @Option(name: .customLong("keyframe-every"), help: "Session time between keyframes for --recording.") var keyframeEvery = "30s"
+    @Option(name: .customLong("keyframe-every"), help: "Session time between keyframes for --recording (default: what watch --record writes, 20s).") var keyframeEvery: String?
     @Option(help: "RPCs per measured run.") var requests = 200_000
     @Option(help: "RPCs in flight on the one connection.") var concurrency = 100
     @Option(help: "Measured runs per client; the median is reported.") var runs = 3
@@ -56,7 +57,7 @@ struct Bench: ParsableCommand {
             return
         }
         if recording {
-            let r = try RecordingBenchmark.run(minutes: minutes, keyframeEveryMs: try parseDuration(keyframeEvery, flag: "--keyframe-every"))
+            let r = try RecordingBenchmark.run(minutes: minutes, keyframeEveryMs: try keyframeEvery.map { try parseDuration($0, flag: "--keyframe-every") } ?? RecordingWriter.defaultKeyframeEveryMs)
             try printReport(r, json: output == "json", table: RecordingBenchmark.table(r))
             return
         }
