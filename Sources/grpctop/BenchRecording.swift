@@ -29,6 +29,8 @@ enum RecordingBenchmark {
         var seekReadMsP50: Double
         var seekApplyMsP50: Double
         var seekRenderMsP50: Double
+        /// Decoding a keyframe into a model (part of reading), median.
+        var keyframeDecodeMsP50: Double
         var playback64xFrameMsP50: Double
         var playback64xFrameMsMax: Double
     }
@@ -106,7 +108,7 @@ enum RecordingBenchmark {
         }
         // Seeks to random points (each one a segment the player has not read yet, mostly).
         var rng = SeededGenerator(seed: 7)
-        var seekMs: [Double] = [], readMs: [Double] = [], applyMs: [Double] = [], renderMs: [Double] = []
+        var seekMs: [Double] = [], readMs: [Double] = [], applyMs: [Double] = [], renderMs: [Double] = [], keyframeMs: [Double] = []
         for _ in 0..<30 {
             let to = Millis(rng.next() % UInt64(source.duration + 1))
             let s0 = DispatchTime.now().uptimeNanoseconds
@@ -114,7 +116,8 @@ enum RecordingBenchmark {
             // counted apart (the player may play on instead, when that is cheaper).
             let k = source.restartSegment(for: to)
             _ = source.segment(k)
-            _ = source.keyframeModel(k)
+            let sk = DispatchTime.now().uptimeNanoseconds
+            if k > 0, source.keyframeModel(k) != nil { keyframeMs.append(ms(since: sk)) }
             let s1 = DispatchTime.now().uptimeNanoseconds
             player.seek(to: to)
             let s2 = DispatchTime.now().uptimeNanoseconds
@@ -150,6 +153,7 @@ enum RecordingBenchmark {
                       bytesPerMinutePlain: perMinute(sizes[0]), bytesPerMinuteGzip: perMinute(sizes[1]),
                       openMs: openMs, wholeReadMsPerMinute: whole, seekMsP50: seekMs[seekMs.count / 2], seekMsMax: seekMs.last ?? 0, seeks: seekMs.count,
                       seekReadMsP50: median(readMs), seekApplyMsP50: median(applyMs), seekRenderMsP50: median(renderMs),
+                      keyframeDecodeMsP50: keyframeMs.isEmpty ? 0 : median(keyframeMs),
                       playback64xFrameMsP50: frameMs.sorted()[frameMs.count / 2], playback64xFrameMsMax: frameMs.max() ?? 0)
     }
 
@@ -160,7 +164,7 @@ enum RecordingBenchmark {
           open (header, index, first segment, first frame's model)   \(String(format: "%.1f", r.openMs)) ms
           read whole instead (no index: a killed recorder)   \(r.wholeReadMsPerMinute.map { String(format: "%.0f ms per recorded minute", $0) } ?? "not measured (over 10 min)")
           seek to a random point + render a 200×60 frame ( \(r.seeks) seeks)   p50 \(String(format: "%.1f", r.seekMsP50)) ms   max \(String(format: "%.1f", r.seekMsMax)) ms
-            parts (medians): read the segment \(String(format: "%.1f", r.seekReadMsP50)) ms, apply up to the target \(String(format: "%.1f", r.seekApplyMsP50)) ms, render \(String(format: "%.1f", r.seekRenderMsP50)) ms
+            parts (medians): read the segment \(String(format: "%.1f", r.seekReadMsP50)) ms (its keyframe \(String(format: "%.1f", r.keyframeDecodeMsP50)) ms), apply up to the target \(String(format: "%.1f", r.seekApplyMsP50)) ms, render \(String(format: "%.1f", r.seekRenderMsP50)) ms
           64× playback, per 250 ms frame (16 s of events applied + a 200×60 render)  p50 \(String(format: "%.1f", r.playback64xFrameMsP50)) ms   max \(String(format: "%.1f", r.playback64xFrameMsMax)) ms
 
         """
