@@ -30,6 +30,7 @@ struct Replay: ParsableCommand {
     @Option(name: .customLong("export-cast"), help: "Render the replay to an asciicast v2 file (asciinema play FILE) instead.") var exportCast: String?
     @Option(help: "Terminal size of --export-cast, COLUMNSxROWS.") var size = "120x40"
     @Option(help: "Frames per second of session time in --export-cast.") var fps = 4.0
+    @Flag(help: "Print what the recording holds (who made it, the target and command, length, markers) and exit.") var info = false
 
     func run() throws {
         guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
@@ -43,6 +44,14 @@ struct Replay: ParsableCommand {
             throw UsageFailure("--speed \(formatNumber(s)): the dashboard plays at 0.25, 0.5, 1, 2, 4 … 64")
         }
         let interactive = !batch && isatty(STDOUT_FILENO) != 0 && isatty(STDIN_FILENO) != 0
+        if info {
+            let source: ReplaySource
+            do { source = try ReplaySource.open(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+            let i = RecordingInfo(source, path: file)
+            try printReport(i, json: output == "json", table: i.table())
+            if source.stoppedAt != nil { throw ExitCode(1) }
+            return
+        }
         if exportCast != nil || interactive {
             // Seeking: through the recording's index, one segment at a time.
             let source: ReplaySource
@@ -168,4 +177,83 @@ enum CastExport {
         }
         return (frames, Int64(Double(end - start) / speed))
     }
+}
+
+/// `replay --info`: what a recording holds, without replaying it.
+struct RecordingInfo: Encodable {
+    struct Mark: Encodable {
+        var atMs: Millis
+        var label: String
+    }
+    var file: String
+    var bytes: Int64
+    var compressed: Bool
+    var format: Int
+    var grpctop: String
+    var host: String
+    var startedAt: String
+    var target: String
+    var command: [String]
+    var durationMs: Millis
+    /// Whether the file ends with its index (a recorder that was killed leaves none).
+    var indexed: Bool
+    var keyframes: Int
+    var markers: [Mark]
+    /// Set when part of the file cannot be read: replay stops there.
+    var damaged: String?
+
+    init(_ source: ReplaySource, path: String) {
+        file = path
+        bytes = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+        compressed = (FileHandle(forReadingAtPath: path).flatMap { try? $0.read(upToCount: 2) }) == Data([0x1f, 0x8b])
+        format = source.header.version
+        grpctop = source.header.grpctop
+        host = source.header.host
+        let f = ISO8601DateFormatter()
+        startedAt = f.string(from: Date(timeIntervalSince1970: source.header.startedAt))
+        target = source.header.target
+        command = source.header.options
+        indexed = source.indexed
+        keyframes = max(0, source.segmentStarts.count - 1)
+        // The labels are in the marker events: read the segments that hold them.
+        var found: [Mark] = []
+        var wanted = Set(source.markers)
+        var i = 0
+        while !wanted.isEmpty, i < source.availableSegments {
+            let starts = source.segmentStarts
+            let end = i + 1 < starts.count ? starts[i + 1] : .max
+            if wanted.contains(where: { $0 >= starts[i] && $0 <= end }) {
+                for case .event(let e) in source.segment(i).lines {
+                    if case .marker(let label) = e.event, wanted.contains(e.at) {
+                        found.append(Mark(atMs: e.at, label: label))
+                    }
+                }
+                for m in found { wanted.remove(m.atMs) }
+            }
+            i += 1
+        }
+        markers = found
+        durationMs = source.duration
+        damaged = source.stoppedAt?.description ?? (source.truncated ? "the last line is incomplete (the recorder stopped mid-write)" : nil)
+    }
+
+    func table() -> String {
+        var out = """
+        recording  \(file) — \(formatBytes(bytes))\(compressed ? " gzip" : ""), format \(format), \(indexed ? "indexed (\(keyframes) keyframes)" : "no index (read whole: the recorder did not close it)")
+        made by    grpctop \(grpctop) on \(host), started \(startedAt)
+        target     \(target)
+        command    grpctop \(command.map(shellQuoted).joined(separator: " "))
+        length     \(formatDuration(durationMs))\(damaged.map { " (replayable up to here: \($0))" } ?? "")
+        markers    \(markers.count)
+
+        """
+        for m in markers { out += "  \(formatDuration(m.atMs).padding(toLength: 9, withPad: " ", startingAt: 0)) \(m.label.isEmpty ? "(no label)" : m.label)\n" }
+        return out
+    }
+}
+
+/// An argument as a shell would need it written.
+func shellQuoted(_ s: String) -> String {
+    if !s.isEmpty, s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:=,@+%".contains($0) }) { return s }
+    return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

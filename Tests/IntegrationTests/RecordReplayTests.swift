@@ -86,6 +86,13 @@ struct RecordReplayTests {
         #expect(r.wait() == 1)
         #expect(r.summary != nil, "the valid part is replayed")
         #expect(r.err.all.contains { $0.contains("\(path):\(bad + 1): not a recording line") }, "\(r.err.all)")
+        // --info says so too (exit 1), and refuses what is not a recording (exit 2).
+        let info = try WatchRun([path, "--info"], subcommand: "replay")
+        #expect(info.wait() == 1)
+        #expect(info.out.all.contains { $0.contains("replayable up to here: \(path):\(bad + 1): not a recording line") }, "\(info.out.all)")
+        let notOne = try WatchRun([dir + "/notes.txt", "--info"], subcommand: "replay")
+        #expect(notOne.wait() == 2)
+        #expect(notOne.err.all.count == 1 && notOne.err.all[0].contains("is not a grpctop recording"), "\(notOne.err.all)")
     }
 }
 
@@ -138,6 +145,19 @@ struct ReplayDashboardTests {
         let done = try #require(t.waitFor { $0.contains("EXIT=") }, "\(t.screen())")
         #expect(done.contains("EXIT=0") && done.contains("summary:"))
         #expect(t.flag("alternate_on") == "0")
+
+        // --info: who made it, what it watched, how long, and the marker with its label.
+        let info = try WatchRun([path, "--info"], subcommand: "replay")
+        #expect(info.wait() == 0, "\(info.err.all)")
+        let text = info.out.all.joined(separator: "\n")
+        #expect(text.contains("gzip, format 3, indexed"), "\(text)")
+        #expect(text.contains("target     file:\(dir)/e.txt") && text.contains("command    grpctop watch file:"), "\(text)")
+        #expect(text.contains("markers    1") && text.contains("saw it"), "\(text)")
+        let json = try WatchRun([path, "--info", "--output", "json"], subcommand: "replay")
+        #expect(json.wait() == 0)
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.out.all.joined(separator: "\n").utf8)) as? [String: Any])
+        #expect((obj["markers"] as? [[String: Any]])?.first?["label"] as? String == "saw it")
+        #expect((obj["durationMs"] as? Int ?? 0) >= 3000 && obj["indexed"] as? Bool == true)
     }
 }
 
