@@ -39,9 +39,7 @@ struct Serve: ParsableCommand {
     var registerFormat = "etcd"
     @Option(name: .customLong("register-address"), help: "host:port to register (default: the address served on).")
     var registerAddress: String?
-    @Option(help: "etcd endpoints for --register etcd:///PREFIX (default http://127.0.0.1:2379).") var etcd: String?
-    @Option(name: .customLong("etcd-user"), help: "etcd user.") var etcdUser: String?
-    @Option(name: .customLong("etcd-password-file"), help: "File holding the etcd password (or $GRPCTOP_ETCD_PASSWORD).") var etcdPasswordFile: String?
+    @OptionGroup var etcdOptions: EtcdOptions
 
     func run() throws {
         guard (0...65535).contains(port) else { throw UsageFailure("--port \(port) is out of range (0-65535)") }
@@ -128,7 +126,7 @@ extension Serve {
     /// `--register` parsed: where etcd is, the prefix, the value format and the lease TTL.
     func registrationConfig() throws -> (EtcdConfig, String, EtcdRegistrar.Format, Int64)? {
         guard let register else {
-            if etcd != nil || etcdUser != nil { throw UsageFailure("--etcd and --etcd-user go with --register etcd://…/PREFIX") }
+            if etcdOptions.given { throw UsageFailure("--etcd and the other --etcd-… flags go with --register etcd://…/PREFIX") }
             return nil
         }
         guard unix == nil else { throw UsageFailure("--register needs a TCP address, not --unix") }
@@ -142,22 +140,7 @@ extension Serve {
         }
         let ttlMs = try parseDuration(leaseTTL, flag: "--lease-ttl")
         guard ttlMs >= 1000, ttlMs % 1000 == 0 else { throw UsageFailure("--lease-ttl \(leaseTTL): whole seconds, at least 1s (etcd leases count seconds)") }
-        var config: EtcdConfig
-        do {
-            if let endpoint {
-                if etcd != nil { throw UsageFailure("--register '\(register)' names etcd at \(endpoint); drop --etcd, or write etcd:///PREFIX") }
-                config = EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: false, host: endpoint.host, port: endpoint.port)])
-            } else {
-                config = EtcdConfig(endpoints: try EtcdConfig.parseEndpoints(etcd ?? "http://127.0.0.1:2379"))
-            }
-        } catch let e as TargetError { throw UsageFailure(e.description) }
-        config.user = etcdUser
-        if let file = etcdPasswordFile {
-            guard let p = try? String(contentsOfFile: file, encoding: .utf8) else { throw UsageFailure("--etcd-password-file \(file): cannot read it") }
-            config.password = p.trimmingCharacters(in: .newlines)
-        } else {
-            config.password = ProcessInfo.processInfo.environment["GRPCTOP_ETCD_PASSWORD"]
-        }
+        let config = try etcdOptions.config(endpoint: endpoint, what: "--register '\(register)'")
         return (config, prefix, format, ttlMs / 1000)
     }
 }

@@ -56,14 +56,7 @@ struct Watch: ParsableCommand {
     var kubeAPI: String?
 
     // etcd
-    @Option(help: "etcd endpoints for etcd:///PREFIX targets, comma-separated (default http://127.0.0.1:2379).") var etcd: String?
-    @Option(name: .customLong("etcd-user"), help: "etcd user (etcd auth).") var etcdUser: String?
-    @Option(name: .customLong("etcd-password"), help: "etcd password (never shown or recorded; also --etcd-password-file or $GRPCTOP_ETCD_PASSWORD).")
-    var etcdPassword: String?
-    @Option(name: .customLong("etcd-password-file"), help: "Read the etcd password from this file.") var etcdPasswordFile: String?
-    @Option(name: .customLong("etcd-cacert"), help: "PEM CA certificate for https:// etcd endpoints.") var etcdCACert: String?
-    @Option(name: .customLong("etcd-cert"), help: "PEM client certificate for etcd.") var etcdCert: String?
-    @Option(name: .customLong("etcd-key"), help: "PEM client key for etcd.") var etcdKey: String?
+    @OptionGroup var etcdOptions: EtcdOptions
 
     // Connection
     @Flag(help: "Use TLS (ALPN h2).") var tls = false
@@ -246,41 +239,13 @@ struct Watch: ParsableCommand {
                 throw UsageFailure("target '\(target)': \(error)")
             }
         case .etcd(let endpoint, let prefix):
-            let config = try etcdConfig(targetEndpoint: endpoint)
+            let config = try etcdOptions.config(endpoint: endpoint, what: "target '\(target)'")
             do { return try EtcdResolver(prefix: prefix.hasSuffix("/") ? prefix : prefix + "/", config: config) } catch {
                 throw UsageFailure("target '\(target)': cannot set up TLS for etcd: \(error)")
             }
         case .ipv4, .ipv6, .unix:
             throw UsageFailure("target '\(target)' has no addresses")
         }
-    }
-
-    /// `--etcd` (or the target's host:port), the login and the TLS files.
-    func etcdConfig(targetEndpoint: HostPort?) throws -> EtcdConfig {
-        var config: EtcdConfig
-        do {
-            if let ep = targetEndpoint {
-                if etcd != nil { throw UsageFailure("target '\(target)' names etcd at \(ep); drop --etcd, or write etcd:///PREFIX") }
-                config = EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: etcdCACert != nil, host: ep.host, port: ep.port)])
-            } else {
-                config = EtcdConfig(endpoints: try EtcdConfig.parseEndpoints(etcd ?? "http://127.0.0.1:2379"))
-            }
-        } catch let e as TargetError { throw UsageFailure(e.description) }
-        for (flag, path) in [("--etcd-cacert", etcdCACert), ("--etcd-cert", etcdCert), ("--etcd-key", etcdKey), ("--etcd-password-file", etcdPasswordFile)] {
-            if let path, !FileManager.default.isReadableFile(atPath: path) { throw UsageFailure("\(flag) \(path): no such file (or not readable)") }
-        }
-        guard (etcdCert == nil) == (etcdKey == nil) else { throw UsageFailure("--etcd-cert and --etcd-key go together") }
-        config.caFile = etcdCACert
-        config.certFile = etcdCert
-        config.keyFile = etcdKey
-        var password = etcdPassword ?? ProcessInfo.processInfo.environment["GRPCTOP_ETCD_PASSWORD"]
-        if let file = etcdPasswordFile {
-            password = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .newlines)
-        }
-        if password != nil && etcdUser == nil { throw UsageFailure("an etcd password needs --etcd-user") }
-        config.user = etcdUser
-        config.password = password
-        return config
     }
 
     /// The engine on one event loop of `group`; a TLS setup error ends the run with one line.

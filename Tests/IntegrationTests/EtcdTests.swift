@@ -293,17 +293,21 @@ struct EtcdTests {
     }
 
     /// etcd that only takes TLS clients with a certificate: the CA, the client certificate and
-    /// its key from the flags; without a client certificate it says why.
+    /// its key from the flags — for watch and for serve --register; without a client
+    /// certificate it says why.
     @Test func etcdOverTLSWithClientCertificates() throws {
         let ca = try TestCA()
         let etcd = try EtcdServer(tls: ca)
         let pod = try Backend(name: "tls-0")
-        defer { pod.stop() }
+        let tlsFlags = ["--etcd-cacert", ca.caCert, "--etcd-cert", ca.clientCert, "--etcd-key", ca.clientKey]
+        let registered = try Backend(name: "tls-reg", extra: ["--register", "etcd:///\(Self.prefix)", "--etcd", etcd.url] + tlsFlags)
+        defer { [pod, registered].forEach { $0.stop() } }
         try etcd.ctl(["put", "\(Self.prefix)/a", pod.address])
-        let w = try watch(etcd, ["--etcd-cacert", ca.caCert, "--etcd-cert", ca.clientCert, "--etcd-key", ca.clientKey], duration: "3s")
+        #expect(etcd.waitForKeys(Self.prefix, timeout: 10) { $0.contains("\(Self.prefix)/\(registered.address)") } != nil, "\(registered.err.all)")
+        let w = try watch(etcd, tlsFlags, duration: "3s")
         #expect(w.wait() == 0, "\(w.err.all)")
         let last = try #require(w.snapshots.last)
-        #expect(last.endpoint(pod.address) != nil, "\(last.dict("resolver"))")
+        #expect(last.endpoint(pod.address) != nil && last.endpoint(registered.address) != nil, "\(last.dict("resolver"))")
         #expect(last.dict("resolver").dict("info").string("etcd").hasPrefix("https://"))
         let refused = try watch(etcd, ["--etcd-cacert", ca.caCert], duration: "2s")
         _ = refused.wait()
@@ -340,5 +344,10 @@ struct EtcdTests {
         }
         let s = try WatchRun(["--register", "etcd:///x", "--register-format", "zk"], subcommand: "serve")
         #expect(s.wait() == 2 && s.err.all.first?.contains("use etcd, gozero, kratos or plain") == true, "\(s.err.all)")
+        for (args, expected) in [(["--etcd-cacert", "/nonexistent.pem"], "go with --register etcd://"),
+                                 (["--register", "etcd:///x", "--etcd-cert", "/etc/hostname"], "--etcd-cert and --etcd-key go together")] {
+            let r = try WatchRun(args, subcommand: "serve")
+            #expect(r.wait() == 2 && r.err.all.count == 1 && r.err.all.first?.contains(expected) == true, "\(args): \(r.err.all)")
+        }
     }
 }
