@@ -62,9 +62,9 @@ struct Replay: ParsableCommand {
         if !batch {
             FileHandle.standardError.write(Data("grpctop: stdout is not a terminal; replaying in --batch mode\n".utf8))
         }
-        let recording: Recording
-        do { recording = try Recording.read(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
-        try printBatch(recording, fromMs: fromMs, toMs: toMs, intervalMs: intervalMs)
+        let source: ReplaySource
+        do { source = try ReplaySource.open(path: file, version: GRPCTop.version) } catch { throw UsageFailure(error.description) }
+        try printBatch(source, fromMs: fromMs, toMs: toMs, intervalMs: intervalMs)
     }
 
     /// The dashboard, or `--export-cast`.
@@ -95,36 +95,19 @@ struct Replay: ParsableCommand {
     }
 
     /// Snapshots and the summary, as the live batch run printed them.
-    func printBatch(_ recording: Recording, fromMs: Millis, toMs: Millis, intervalMs: Millis) throws {
+    func printBatch(_ source: ReplaySource, fromMs: Millis, toMs: Millis, intervalMs: Millis) throws {
         let json = output == "json"
-        var r = Replayer(recording)
-        let marks = recording.hasSnapshotMarks
-        var nextSnapshot = fromMs + intervalMs
-        var lastAt: Millis = 0
         let pace = speed
-        while let line = r.recording.lines.dropFirst(r.position).first {
-            if line.at > toMs { break }
-            if !marks {
-                // Snapshots at fixed session times: the model as it stood at each boundary.
-                while line.at > nextSnapshot && nextSnapshot <= toMs {
-                    if nextSnapshot > fromMs { try printSnapshot(r.model, json: json) }
-                    nextSnapshot += intervalMs
-                }
-            }
-            if let pace, line.at > lastAt, line.at >= fromMs {
-                usleep(UInt32(min(Double(line.at - max(lastAt, fromMs)) / pace * 1000, 10_000_000)))
-            }
-            lastAt = line.at
-            r.step()
-            if marks, case .snapshot(let t) = line, t >= fromMs { try printSnapshot(r.model, json: json) }
-        }
-        let summary = Summary(r.model)
+        let model = try BatchReplay.run(source, from: fromMs, to: toMs, intervalMs: intervalMs, pace: { ms in
+            if let pace { usleep(UInt32(min(Double(ms) / pace * 1000, 10_000_000))) }
+        }, snapshot: { try printSnapshot($0, json: json) })
+        let summary = Summary(model)
         try printReport(summary, json: json, table: summary.table())
         fflush(nil)
-        if recording.truncated {
+        if source.truncated {
             FileHandle.standardError.write(Data("grpctop: \(file): the last line is incomplete (the recorder stopped mid-write); replayed everything before it\n".utf8))
         }
-        if let stop = recording.stoppedAt {
+        if let stop = source.stoppedAt {
             FileHandle.standardError.write(Data("grpctop: \(stop.description); replayed everything before it\n".utf8))
             throw ExitCode(1)
         }

@@ -284,6 +284,27 @@ struct ReplayPlayerTests {
         #expect(Snapshot(player.model) == Snapshot(straight.model))
     }
 
+    /// `replay --batch` goes through an indexed file a segment at a time and, with `--from`,
+    /// starts at a keyframe: the same snapshots and end as a killed recorder's copy of the file
+    /// (no index: read whole and played through from the start).
+    @Test(arguments: [(Millis(0), Millis.max, Millis(1000)), (Millis(14_300), Millis(19_000), Millis(700)), (Millis(17_000), Millis.max, Millis(250))])
+    func batchFromAKeyframeEqualsPlayingThrough(from: Millis, to: Millis, interval: Millis) throws {
+        let events = scriptedEvents(ticks: 90)
+        let indexed = tempPath("batch.jsonl.gz"), whole = tempPath("batch-killed.jsonl.gz")
+        try write(events, to: indexed, keyframeEveryMs: 700)
+        try write(events, to: whole, keyframeEveryMs: 700, close: false)
+        let a = try ReplaySource.open(path: indexed, version: "0.1.0"), b = try ReplaySource.open(path: whole, version: "0.1.0")
+        #expect(a.indexed && !b.indexed)
+        if from > 0 { #expect(a.restartSegment(for: from) > 0, "--from \(from) starts at a keyframe") }
+        var snapsA: [Snapshot] = [], snapsB: [Snapshot] = []
+        var paced: Millis = 0
+        let endA = BatchReplay.run(a, from: from, to: to, intervalMs: interval, pace: { paced += $0 }) { snapsA.append(Snapshot($0)) }
+        let endB = BatchReplay.run(b, from: from, to: to, intervalMs: interval) { snapsB.append(Snapshot($0)) }
+        #expect(snapsA.count >= 5 && snapsA == snapsB)
+        #expect(Summary(endA) == Summary(endB) && Snapshot(endA) == Snapshot(endB))
+        #expect(paced == events.last { $0.at <= to }!.at - from, "paced over the session time replayed")
+    }
+
     /// A recorder that was killed leaves keyframes but no index: the file is read whole, the
     /// keyframes passed over.
     @Test func withoutIndexTheFileIsReadWhole() throws {
