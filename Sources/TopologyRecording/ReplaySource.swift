@@ -30,8 +30,10 @@ public final class ReplaySource: @unchecked Sendable {
     /// From when on each segment's keyframe may start a seek (its index entry's `from`: the
     /// keyframe plus 10 s of stats ticks rebuild the model exactly).
     public let restartFrom: [Millis]
-    /// Whether the file had an index (segments are read as needed).
+    /// Whether the file is read through an index (segments are read as needed): its own, or
+    /// one rebuilt by reading it once (`indexRebuilt`: a recorder that was killed).
     public let indexed: Bool
+    public let indexRebuilt: Bool
 
     private enum Storage {
         case memory([RecordedLine])
@@ -61,17 +63,20 @@ public final class ReplaySource: @unchecked Sendable {
         segmentStarts = [0]
         restartFrom = [0]
         indexed = false
+        indexRebuilt = false
         _duration = recording.duration
         _stoppedAt = recording.stoppedAt
         _available = 1
     }
 
-    private init(name: String, header: RecordingHeader, index: RecordingIndex, fd: Int32, compressed: Bool, ranges: [Range<Int64>], first: Segment, stopped: RecordingError?) {
+    private init(name: String, header: RecordingHeader, index: RecordingIndex, fd: Int32, compressed: Bool, ranges: [Range<Int64>], first: Segment,
+                 stopped: RecordingError?, rebuilt: Bool, truncated: Bool) {
         self.name = name
         self.header = header
         markers = index.markers
         hasSnapshotMarks = index.snapshots
-        truncated = false
+        self.truncated = truncated
+        indexRebuilt = rebuilt
         segmentStarts = [0] + index.keyframes.map(\.at)
         restartFrom = [0] + index.keyframes.map(\.from)
         indexed = true
@@ -155,7 +160,8 @@ public final class ReplaySource: @unchecked Sendable {
             let text: Data
             if compressed {
                 let (out, complete) = Self.inflate(raw)
-                guard complete else { return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the gzip data of this segment is damaged")) }
+                // A rebuilt index's last segment may end inside a gzip member (a killed recorder).
+                guard complete || (indexRebuilt && i == ranges.count - 1) else { return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the gzip data of this segment is damaged")) }
                 text = out
             } else {
                 text = raw
@@ -174,9 +180,8 @@ public final class ReplaySource: @unchecked Sendable {
             }
             let (lines, stopped) = Recording.decodeLines(text, ranges.dropFirst(), firstLine: lineNumbers[i] + 1, name: name, decoder: decoder,
                                                          after: segmentStarts[i])
-            let seg = Segment(keyframe: keyframe, lines: lines)
-            if let stopped { return cut(at: i, lines: lines, error: stopped) }
-            return seg
+            if let stopped { cut(at: i, lines: lines, error: stopped) }
+            return Segment(keyframe: keyframe, lines: lines)
         }
     }
 
@@ -208,7 +213,8 @@ public final class ReplaySource: @unchecked Sendable {
         return ReplaySource(try Recording.read(path: path, version: version), name: path)
     }
 
-    /// nil when the file has no index (it is then read whole).
+    /// Through the file's index, or one rebuilt by a pass over it; nil when neither works (it is
+    /// then read whole, which reports what is wrong with it).
     static func openIndexed(path: String, version: String) throws(RecordingError) -> ReplaySource? {
         let fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RecordingError("\(path): cannot read it (\(String(cString: strerror(errno))))") }
@@ -219,8 +225,15 @@ public final class ReplaySource: @unchecked Sendable {
         }
         let size = Int64(st.st_size)
         let compressed = magic == Data([0x1f, 0x8b])
-        guard let (index, indexOffset) = findIndex(fd: fd, size: size, compressed: compressed),
-              validate(index, indexOffset: indexOffset) else {
+        var rebuilt = false, truncated = false
+        let index: RecordingIndex, indexOffset: Int64
+        if let (found, at) = findIndex(fd: fd, size: size, compressed: compressed), validate(found, indexOffset: at) {
+            (index, indexOffset) = (found, at)
+        } else if let r = IndexRecovery.scan(fd: fd, size: size, compressed: compressed), validate(r.index, indexOffset: size) {
+            // No index: a recorder that was killed. Rebuilt by one pass over the file.
+            (index, indexOffset) = (r.index, size)
+            (rebuilt, truncated) = (true, r.truncated)
+        } else {
             close(fd)
             return nil
         }
@@ -249,7 +262,7 @@ public final class ReplaySource: @unchecked Sendable {
             throw RecordingError("\(path):2: the recording does not start with the session (its first event must be sessionStarted)")
         }
         return ReplaySource(name: path, header: header, index: index, fd: fd, compressed: compressed, ranges: ranges,
-                            first: Segment(keyframe: nil, lines: lines), stopped: stopped)
+                            first: Segment(keyframe: nil, lines: lines), stopped: stopped, rebuilt: rebuilt, truncated: truncated)
     }
 
     /// Keyframes in order, inside the file, before the index.

@@ -105,18 +105,24 @@ public struct ReplayPlayer: Sendable {
         let target = max(0, min(t, duration))
         let k = source.restartSegment(for: target)
         let cp = checkpoints.last { $0.at <= target } ?? checkpoints[0]
+        let available = source.availableSegments
+        var restored = false
         if k > 0 && source.segmentStarts[k] >= cp.at && (target < now || source.segmentStarts[k] > now + Self.keyframeWorthMs) {
             // A keyframe behind us, or far enough ahead that reading it beats playing on: start from it.
-            guard let m = source.keyframeModel(k) else {
-                // Damaged: the recording now ends before it; start over from an earlier one.
+            if let m = source.keyframeModel(k) {
+                model = m
+                segment = k
+                lines = source.segment(k).lines
+                next = 0
+                now = source.segmentStarts[k]
+                restored = true
+            } else if source.availableSegments < available {
+                // Damaged: the recording now ends before it; start over from an earlier one
+                // (there are fewer segments each time, so this ends).
                 return seek(to: t)
             }
-            model = m
-            segment = k
-            lines = source.segment(k).lines
-            next = 0
-            now = source.segmentStarts[k]
-        } else if target < now || cp.at > now {
+        }
+        if !restored && (target < now || cp.at > now) {
             model = cp.model
             segment = cp.segment
             lines = source.segment(cp.segment).lines

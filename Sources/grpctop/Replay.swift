@@ -178,7 +178,8 @@ struct RecordingInfo: Encodable {
     var target: String
     var command: [String]
     var durationMs: Millis
-    /// Whether the file ends with its index (a recorder that was killed leaves none).
+    /// Whether the file ends with its index (a recorder that was killed leaves none: it is then
+    /// rebuilt by reading the file once).
     var indexed: Bool
     var keyframes: Int
     var markers: [Mark]
@@ -196,7 +197,7 @@ struct RecordingInfo: Encodable {
         startedAt = f.string(from: Date(timeIntervalSince1970: source.header.startedAt))
         target = source.header.target
         command = source.header.options
-        indexed = source.indexed
+        indexed = source.indexed && !source.indexRebuilt
         keyframes = max(0, source.segmentStarts.count - 1)
         // The labels are in the marker events: read the segments that hold them.
         var found: [Mark] = []
@@ -222,7 +223,7 @@ struct RecordingInfo: Encodable {
 
     func table() -> String {
         var out = """
-        recording  \(file) — \(formatBytes(bytes))\(compressed ? " gzip" : ""), format \(format), \(indexed ? "indexed (\(keyframes) keyframes)" : "no index (read whole: the recorder did not close it)")
+        recording  \(file) — \(formatBytes(bytes))\(compressed ? " gzip" : ""), format \(format), \(indexed ? "indexed (\(keyframes) keyframes)" : "no index (the recorder was killed; rebuilt by reading it: \(keyframes) keyframes)")
         made by    grpctop \(grpctop) on \(host), started \(startedAt)
         target     \(target)
         command    grpctop \(command.map(shellQuoted).joined(separator: " "))

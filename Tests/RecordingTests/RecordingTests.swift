@@ -285,15 +285,15 @@ struct ReplayPlayerTests {
     }
 
     /// `replay --batch` goes through an indexed file a segment at a time and, with `--from`,
-    /// starts at a keyframe: the same snapshots and end as a killed recorder's copy of the file
-    /// (no index: read whole and played through from the start).
+    /// starts at a keyframe: the same snapshots and end as the file read whole and played
+    /// through from the start.
     @Test(arguments: [(Millis(0), Millis.max, Millis(1000)), (Millis(14_300), Millis(19_000), Millis(700)), (Millis(17_000), Millis.max, Millis(250))])
     func batchFromAKeyframeEqualsPlayingThrough(from: Millis, to: Millis, interval: Millis) throws {
         let events = scriptedEvents(ticks: 90)
         let indexed = tempPath("batch.jsonl.gz"), whole = tempPath("batch-killed.jsonl.gz")
         try write(events, to: indexed, keyframeEveryMs: 700)
         try write(events, to: whole, keyframeEveryMs: 700, close: false)
-        let a = try ReplaySource.open(path: indexed, version: "0.1.0"), b = try ReplaySource.open(path: whole, version: "0.1.0")
+        let a = try ReplaySource.open(path: indexed, version: "0.1.0"), b = ReplaySource(try Recording.read(path: whole, version: "0.1.0"))
         #expect(a.indexed && !b.indexed)
         if from > 0 { #expect(a.restartSegment(for: from) > 0, "--from \(from) starts at a keyframe") }
         var snapsA: [Snapshot] = [], snapsB: [Snapshot] = []
@@ -305,16 +305,65 @@ struct ReplayPlayerTests {
         #expect(paced == events.last { $0.at <= to }!.at - from, "paced over the session time replayed")
     }
 
-    /// A recorder that was killed leaves keyframes but no index: the file is read whole, the
-    /// keyframes passed over.
-    @Test func withoutIndexTheFileIsReadWhole() throws {
-        let path = tempPath("killed.jsonl.gz")
-        try write(scriptedEvents(), to: path, keyframeEveryMs: 700, close: false)
-        let source = try ReplaySource.open(path: path, version: "0.1.0")
-        #expect(!source.indexed && source.stoppedAt == nil)
-        var p = ReplayPlayer(source)
-        p.seek(to: source.duration)
-        #expect(Snapshot(p.model) == Snapshot(modelOf(scriptedEvents())))
+    /// A recorder that was killed leaves keyframes but no index: one pass over the file rebuilds
+    /// the index the recorder would have written (same keyframes, restart points, markers,
+    /// length), and seeking through it lands on the model playing through gives. Cut anywhere
+    /// (killed mid-write), it still opens and replays its complete lines.
+    @Test(arguments: ["killed.jsonl", "killed.jsonl.gz"]) func withoutIndexTheIndexIsRebuilt(name: String) throws {
+        let events = scriptedEvents(ticks: 90)
+        let closed = tempPath("closed-" + name), killed = tempPath(name)
+        try write(events, to: closed, keyframeEveryMs: 700)
+        try write(events, to: killed, keyframeEveryMs: 700, close: false)
+        let a = try ReplaySource.open(path: closed, version: "0.1.0"), b = try ReplaySource.open(path: killed, version: "0.1.0")
+        #expect(a.indexed && !a.indexRebuilt && b.indexed && b.indexRebuilt && b.stoppedAt == nil)
+        #expect(b.segmentStarts == a.segmentStarts && b.restartFrom == a.restartFrom && b.segmentStarts.count >= 15)
+        #expect(b.markers == a.markers && b.duration == a.duration && b.markers.count == 1)
+        let whole = try Recording.read(path: killed, version: "0.1.0")
+        var rng = SeededGenerator(seed: 13)
+        var player = ReplayPlayer(b)
+        for _ in 0..<30 {
+            let t = Millis.random(in: 0...whole.duration, using: &rng)
+            player.seek(to: t)
+            var straight = Replayer(whole)
+            straight.advance(to: t)
+            #expect(Snapshot(player.model) == Snapshot(straight.model), "seek to \(t)")
+        }
+        // Killed mid-write: cut at random points.
+        let bytes = try #require(FileManager.default.contents(atPath: killed))
+        for _ in 0..<25 {
+            let cut = Int.random(in: 1..<bytes.count, using: &rng)
+            let path = tempPath("cut-" + name)
+            try bytes.prefix(cut).write(to: URL(fileURLWithPath: path))
+            guard let source = try? ReplaySource.open(path: path, version: "0.1.0") else { continue }
+            let prefix = try Recording.read(path: path, version: "0.1.0")
+            var p = ReplayPlayer(source)
+            p.seek(to: source.duration)
+            var straight = Replayer(prefix)
+            straight.advance(to: source.duration)
+            #expect(source.duration <= prefix.duration && Snapshot(p.model) == Snapshot(straight.model), "cut at \(cut) of \(bytes.count)")
+        }
+        // Damaged anywhere: opening, seeking about and rendering never crash.
+        let alphabet = Array(#"{}[]":,0123456789-tkeyframsn"#.utf8) + [0x0A, 0x00, 0xFF, 0x1F, 0x8B]
+        var opened = 0
+        for _ in 0..<150 {
+            var damaged = [UInt8](bytes)
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                let i = Int.random(in: 0..<damaged.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: damaged[i] = alphabet.randomElement(using: &rng)!
+                case 1: damaged.remove(at: i)
+                default: damaged.insert(alphabet.randomElement(using: &rng)!, at: i)
+                }
+            }
+            let path = tempPath("fuzz-" + name)
+            try Data(damaged).write(to: URL(fileURLWithPath: path))
+            guard let source = try? ReplaySource.open(path: path, version: "0.1.0") else { continue }
+            opened += 1
+            var p = ReplayPlayer(source)
+            for t in [source.duration, source.duration / 2, 0, source.duration * 3 / 4] { p.seek(to: t) }
+            _ = Dashboard.render(model: p.model, state: ViewState(), width: 100, height: 30)
+        }
+        #expect(opened > 50)
     }
 
     /// A keyframe holds the whole model but the last 10 s of latency samples: decoded, and
