@@ -120,7 +120,7 @@ enum IndexRecovery {
         mutating func line(_ l: UnsafeBufferPointer<UInt8>, start: Int64?) {
             lines += 1
             guard lines > 1 else { return }  // the header
-            if Self.isKeyframe(l), let t = Self.leadingTime(l) {
+            if RecordingCodec.isKeyframe(l), let t = Self.leadingTime(l) {
                 if let start, start > 0 {
                     awaiting.append((RecordingIndex.Keyframe(at: t, offset: start, line: lines, from: t), TrafficSeries.recentTicks))
                 }
@@ -150,16 +150,6 @@ enum IndexRecovery {
         static let statsPrefix = Array(#"{"e":{"stats":"#.utf8)
         static let markerPrefix = Array(#"{"e":{"marker":"#.utf8)
         static let snapshotPrefix = Array(#"{"snapshot":true"#.utf8)
-
-        /// `{"t":DIGITS,"keyframe":`.
-        static func isKeyframe(_ l: UnsafeBufferPointer<UInt8>) -> Bool {
-            guard l.starts(with: Self.keyframeStart) else { return false }
-            var i = Self.keyframeStart.count
-            while i < l.count, l[i] >= 0x30, l[i] <= 0x39 { i += 1 }
-            return UnsafeBufferPointer(rebasing: l[i...]).starts(with: Self.keyframeMarker)
-        }
-        static let keyframeStart = Array(#"{"t":"#.utf8)
-        static let keyframeMarker = Array(#","keyframe":"#.utf8)
 
         /// `{"t":N,…` (a keyframe).
         static func leadingTime(_ l: UnsafeBufferPointer<UInt8>) -> Millis? {

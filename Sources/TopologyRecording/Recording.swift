@@ -115,13 +115,13 @@ enum RecordingCodec {
     }
 
     /// Whether a line (without its newline) is a keyframe: `{"t":DIGITS,"keyframe":`.
-    static func isKeyframe(_ line: Data.SubSequence) -> Bool {
-        let prefix = Data(#"{"t":"#.utf8)
-        guard line.starts(with: prefix) else { return false }
-        var i = line.startIndex + prefix.count
-        while i < line.endIndex, line[i] >= 0x30 && line[i] <= 0x39 { i += 1 }
+    static func isKeyframe<C: Collection>(_ line: C) -> Bool where C.Element == UInt8 {
+        guard line.starts(with: timePrefix) else { return false }
+        var i = line.index(line.startIndex, offsetBy: timePrefix.count)
+        while i < line.endIndex, line[i] >= 0x30 && line[i] <= 0x39 { line.formIndex(after: &i) }
         return line[i...].starts(with: keyframeMarker)
     }
+    static let timePrefix = Data(#"{"t":"#.utf8)
 }
 
 /// The last line of a closed recording: where each keyframe starts, the markers and the length.
