@@ -3,13 +3,15 @@ import Foundation
 import TopologyCore
 
 /// What a replay reads: the header, the length and the markers, and the lines in segments, each
-/// starting from a known model — the empty model for the first, a keyframe for the others.
+/// starting from a known model — the empty model for the first, a keyframe for the others (a
+/// seek starts from a keyframe only from its `restartFrom` on).
 ///
 /// `open` uses the index a closed recording ends with: it reads the header, the index and the
 /// first segment, and every other segment (one keyframe plus ≤ `keyframeEveryMs` of lines) only
-/// when a seek or the playback reaches it, so opening and seeking cost one segment whatever the
-/// file's length. A recording without an index (format 1, or a recorder that was killed) is
-/// read whole into one segment.
+/// when a seek or the playback reaches it, so opening and seeking cost one or two segments
+/// whatever the file's length. A recording without an index (a recorder that was killed) gets
+/// one rebuilt by a pass over the file (`IndexRecovery`); one where that fails too (format 1,
+/// or not a recording: reading it says what is wrong) is read whole into one segment.
 public final class ReplaySource: @unchecked Sendable {
     public struct Segment: Sendable {
         /// The keyframe line the segment starts with (nil for the first segment: the empty
