@@ -9,9 +9,9 @@ import TopologyCore
 /// `open` uses the index a closed recording ends with: it reads the header, the index and the
 /// first segment, and every other segment (one keyframe plus ≤ `keyframeEveryMs` of lines) only
 /// when a seek or the playback reaches it, so opening and seeking cost one or two segments
-/// whatever the file's length. A recording without an index (a recorder that was killed) gets
-/// one rebuilt by a pass over the file (`IndexRecovery`); one where that fails too (format 1,
-/// or not a recording: reading it says what is wrong) is read whole into one segment.
+/// whatever the file's length. A recording without an index (a recorder that was killed, or
+/// format 1) gets one rebuilt by a pass over the file (`IndexRecovery`); a file too short for
+/// that is read whole, which says what is wrong with it.
 public final class ReplaySource: @unchecked Sendable {
     public struct Segment: Sendable {
         /// The keyframe line the segment starts with (nil for the first segment: the empty
