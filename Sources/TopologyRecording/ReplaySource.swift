@@ -36,6 +36,11 @@ public final class ReplaySource: @unchecked Sendable {
     /// one rebuilt by reading it once (`indexRebuilt`: a recorder that was killed).
     public let indexed: Bool
     public let indexRebuilt: Bool
+    /// A gzip file (read through its index).
+    public var compressed: Bool {
+        if case .file(_, let compressed, _, _) = storage { return compressed }
+        return false
+    }
 
     private enum Storage {
         case memory([RecordedLine])

@@ -189,7 +189,7 @@ struct RecordingInfo: Encodable {
     init(_ source: ReplaySource, path: String) {
         file = path
         bytes = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
-        compressed = (FileHandle(forReadingAtPath: path).flatMap { try? $0.read(upToCount: 2) }) == Data([0x1f, 0x8b])
+        compressed = source.compressed
         format = source.header.version
         grpctop = source.header.grpctop
         host = source.header.host
