@@ -67,11 +67,20 @@ public final class CursesTerminal {
         }
         var name = term
         if !usable {
-            let dir = NSTemporaryDirectory() + "grpctop-terminfo-\(getpid())"
+            // A private directory (mkdtemp, mode 0700): a predictable name in /tmp could be
+            // planted by another user with a terminfo entry of their choosing.
+            var template = Array((NSTemporaryDirectory() + "grpctop-terminfo-XXXXXX").utf8CString)
+            guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                throw StartError(description: "TERM '\(term)' is not usable and no private directory could be made for the embedded terminfo (\(String(cString: strerror(errno))))")
+            }
+            let dir = String(cString: made)
             let sub = dir + "/x"
-            try? FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
             let file = sub + "/xterm-256color"
-            guard FileManager.default.createFile(atPath: file, contents: Data(EmbeddedTerminfo.xterm256color)) else {
+            let bytes = EmbeddedTerminfo.xterm256color
+            let fd = mkdir(sub, 0o700) == 0 ? open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) : -1
+            let wrote = fd >= 0 && bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
+            if fd >= 0 { close(fd) }
+            guard wrote else {
                 throw StartError(description: "TERM '\(term)' is not usable and the embedded terminfo could not be written to \(dir)")
             }
             setenv("TERMINFO", dir, 1)
@@ -240,7 +249,7 @@ public final class CursesTerminal {
 
 /// Signal handlers that restore the terminal: SIGTERM, SIGHUP, SIGINT and SIGQUIT ask the UI
 /// loop to quit (it then restores and prints the summary); fatal signals (SIGSEGV, SIGBUS,
-/// SIGFPE, SIGILL, SIGABRT) call `endwin` and re-raise with the default action.
+/// SIGFPE, SIGILL, SIGTRAP — Swift's trap on arm64 —, SIGABRT) call `endwin` and re-raise with the default action.
 public enum TerminalRestorer {
     nonisolated(unsafe) static var active = false
     nonisolated(unsafe) public private(set) static var quitRequested: Int32 = 0
@@ -248,12 +257,12 @@ public enum TerminalRestorer {
     static func install(_ t: CursesTerminal) {
         active = true
         for sig in [SIGTERM, SIGHUP, SIGINT, SIGQUIT] { signal(sig, quitHandler) }
-        for sig in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT] { signal(sig, fatalHandler) }
+        for sig in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT] { signal(sig, fatalHandler) }
     }
 
     static func uninstall() {
         active = false
-        for sig in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT] { signal(sig, SIG_DFL) }
+        for sig in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT] { signal(sig, SIG_DFL) }
     }
 }
 

@@ -241,6 +241,23 @@ extension Snapshot {
 }
 
 extension Summary {
+    /// RPCs cancelled because the run ended before they completed.
+    public var unfinished: Int { errors["UNFINISHED"] ?? 0 }
+
+    /// Why a `--fail-on-error` gate fails this run, or nil when it passes: an RPC failed (an
+    /// unfinished one counts), or none completed at all — a gate never passes on no evidence.
+    public var gateFailure: String? {
+        if failed > 0 {
+            let done = failed - unfinished
+            var parts: [String] = []
+            if done > 0 { parts.append("\(done) RPC\(done == 1 ? "" : "s") failed") }
+            if unfinished > 0 { parts.append("\(unfinished) unfinished when the run ended (no answer)") }
+            return parts.joined(separator: ", ")
+        }
+        if ok == 0 { return "no RPC completed (is the server answering?)" }
+        return nil
+    }
+
     public func table() -> String {
         var out = "summary: \(String(format: "%.1f", seconds))s  \(target)  \(policy)  \(total) RPCs, \(ok) ok, \(failed) failed"
         if !errors.isEmpty { out += " (" + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")" }
@@ -287,17 +304,34 @@ func namedCodes(_ codes: [Int: Int]) -> [String: Int] {
 }
 
 /// Durations as users type them: `250ms`, `2s`, `1.5s`, `5m`, `1h`; a bare number is seconds.
+/// At most `maxMillis` (366 days): a longer one, in nanoseconds, would be close to overflowing
+/// the clocks it is added to, so it is refused rather than trapped on.
 public enum DurationText {
-    public static func parseMillis(_ text: String) -> Int64? {
+    public static let maxMillis: Int64 = 366 * 86_400_000
+
+    public enum Failure: Error, Equatable {
+        case notADuration
+        case tooLong
+    }
+
+    public static func parse(_ text: String) -> Result<Int64, Failure> {
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard s.utf8.count <= 64 else { return .failure(.notADuration) }
         let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, factor) in units where s.hasSuffix(suffix) {
+        var number = s
+        var factor = 1000.0
+        for (suffix, f) in units where s.hasSuffix(suffix) {
             let num = String(s.dropLast(suffix.count))
             if suffix == "s" && num.hasSuffix("m") { continue }
-            guard let v = Double(num), v >= 0, v.isFinite else { return nil }
-            return Int64((v * factor).rounded())
+            number = num
+            factor = f
+            break
         }
-        guard let v = Double(s), v >= 0, v.isFinite else { return nil }
-        return Int64((v * 1000).rounded())
+        guard let v = Double(number), v >= 0, v.isFinite else { return .failure(.notADuration) }
+        let ms = v * factor
+        guard ms.isFinite, ms <= Double(maxMillis) else { return .failure(.tooLong) }
+        return .success(Int64(ms.rounded()))
     }
+
+    public static func parseMillis(_ text: String) -> Int64? { try? parse(text).get() }
 }

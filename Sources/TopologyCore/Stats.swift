@@ -546,9 +546,16 @@ public enum GRPCStatusName {
         "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
         "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
     ]
-    public static func name(_ code: Int) -> String { names.indices.contains(code) ? names[code] : "CODE_\(code)" }
+    /// Not a gRPC status: an RPC still in flight or queued when the run ended, cancelled by
+    /// grpctop. Counted as a failure (a rollout gate must not pass on RPCs that never completed).
+    public static let unfinished = -1
+    public static func name(_ code: Int) -> String {
+        if code == unfinished { return "UNFINISHED" }
+        return names.indices.contains(code) ? names[code] : "CODE_\(code)"
+    }
     public static func code(_ name: String) -> Int? {
         if let n = Int(name), n >= 0 { return n }
+        if name.uppercased() == "UNFINISHED" { return unfinished }
         return names.firstIndex(of: name.uppercased())
     }
 }

@@ -17,7 +17,14 @@
 ///  shutDown() from any state → SHUTDOWN (final)
 /// ```
 /// A connect attempt tries the endpoint's addresses in order; each attempt's timeout is
-/// max(backoff deadline, MIN_CONNECT_TIMEOUT). The backoff restarts on READY.
+/// max(backoff deadline, MIN_CONNECT_TIMEOUT).
+///
+/// The backoff restarts once a READY connection has proven itself: an RPC completed on it, or
+/// it stayed up for INITIAL_BACKOFF. A connection that goes away sooner (a server that sends
+/// SETTINGS and then GOAWAY, or resets) counts as a failed attempt: TRANSIENT_FAILURE and the
+/// next backoff step, so such a server cannot make the client reconnect in a tight loop
+/// (grpc-go likewise resets its backoff only after a connection was usable; C-core computes the
+/// next attempt time when an attempt starts).
 public struct SubchannelStateMachine: Sendable {
     public enum State: Sendable, Equatable {
         case idle
@@ -68,6 +75,8 @@ public struct SubchannelStateMachine: Sendable {
     /// When the current backoff period ends (start of the attempt + backoff), as the spec's
     /// `current_deadline`; used for the connect timeout.
     private var attemptDeadline: Millis = 0
+    /// When the current connection became READY, while it has not proven itself (see above).
+    private var unprovenSince: Millis?
 
     public init(addresses: [EndpointAddress], backoff: ConnectionBackoff = ConnectionBackoff()) {
         precondition(!addresses.isEmpty, "a subchannel needs at least one address")
@@ -92,15 +101,42 @@ public struct SubchannelStateMachine: Sendable {
     }
 
     /// The server's SETTINGS arrived on the new connection: it is usable.
-    public mutating func connectionReady() -> Output {
+    public mutating func connectionReady(now: Millis = 0) -> Output {
         switch state {
         case .connecting(let i):
             state = .ready(addressIndex: i)
-            backoff.reset()
+            unprovenSince = now
             return Output(transition: Transition(to: .ready, reason: nil, backoffMs: nil), actions: [])
         case .idle, .ready, .transientFailure, .shutdown:
             return .none
         }
+    }
+
+    /// An RPC completed on the READY connection: it works, so the backoff restarts.
+    public mutating func connectionUsed() {
+        guard unprovenSince != nil, case .ready = state else { return }
+        unprovenSince = nil
+        backoff.reset()
+    }
+
+    /// A READY connection went away (GOAWAY or closed). True when it never proved itself: no RPC
+    /// completed on it and it lasted less than INITIAL_BACKOFF. Otherwise the backoff restarts.
+    private mutating func lostUnproven(now: Millis) -> Bool {
+        defer { unprovenSince = nil }
+        guard let since = unprovenSince else { return false }
+        if Double(now - since) < backoff.initialMs { return true }
+        backoff.reset()
+        return false
+    }
+
+    /// The attempt that reached READY but went away at once: TRANSIENT_FAILURE, next backoff step.
+    private mutating func failedAfterReady(reason: String, now: Millis, unitRandom: () -> Double, actions: [Action]) -> Output {
+        let delay = backoff.nextDelay(unitRandom: unitRandom)
+        state = .transientFailure(retryAt: now + delay)
+        return Output(
+            transition: Transition(to: .transientFailure, reason: "\(reason) right after SETTINGS, before any RPC completed (backing off)", backoffMs: delay),
+            actions: actions + [.scheduleBackoff(delayMs: delay)]
+        )
     }
 
     /// The connection attempt to the current address failed (refused, timed out, TLS error…).
@@ -146,9 +182,12 @@ public struct SubchannelStateMachine: Sendable {
     }
 
     /// The peer sent GOAWAY: no new streams on this connection; in-flight ones finish on it.
-    public mutating func goAwayReceived(code: String) -> Output {
+    public mutating func goAwayReceived(code: String, now: Millis = 0, unitRandom: () -> Double = { 0.5 }) -> Output {
         switch state {
         case .ready:
+            if lostUnproven(now: now) {
+                return failedAfterReady(reason: "GOAWAY \(code)", now: now, unitRandom: unitRandom, actions: [.drainConnection])
+            }
             state = .idle
             return Output(
                 transition: Transition(to: .idle, reason: "GOAWAY \(code)", backoffMs: nil),
@@ -166,6 +205,9 @@ public struct SubchannelStateMachine: Sendable {
     public mutating func connectionClosed(reason: String, now: Millis, unitRandom: () -> Double) -> Output {
         switch state {
         case .ready:
+            if lostUnproven(now: now) {
+                return failedAfterReady(reason: reason, now: now, unitRandom: unitRandom, actions: [])
+            }
             state = .idle
             return Output(transition: Transition(to: .idle, reason: reason, backoffMs: nil), actions: [])
         case .connecting:

@@ -174,33 +174,37 @@ public struct RecordingError: Error, CustomStringConvertible, Sendable, Equatabl
 /// Flags whose values never go into a recording, and header names whose `-H` values are
 /// redacted (plus any named with `--redact-header`).
 public enum Redaction {
-    public static let secretHeaderWords = ["authorization", "cookie", "token", "secret", "password", "api-key", "apikey", "session"]
     public static let secretFlagWords = ["password", "token", "secret"]
+    /// Metadata whose values are known to be harmless (request ids, trace context): the only
+    /// `-H` values a recording keeps unless `--keep-header` names more.
+    public static let harmlessHeaders: Set<String> = [
+        "x-request-id", "x-correlation-id", "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid",
+        "x-b3-parentspanid", "x-b3-sampled", "x-cloud-trace-context", "x-grpctop-test",
+    ]
 
-    /// The command line with secret values replaced by `[redacted]`.
-    public static func options(_ args: [String], extraSecretHeaders: [String] = []) -> [String] {
+    /// The command line as a recording keeps it. Secrets are found from the *parsed* options,
+    /// not from argv spellings: every argument that carries one of `headers` (the `-H` values as
+    /// parsed, in any form: `-H v`, `-Hv`, `-H=v`, `--header=v`) keeps the key and loses the
+    /// value, unless the key is harmless or in `keep`; every argument that is, or ends with
+    /// `=` and, one of `secrets` (passwords given as flags) becomes `[redacted]`; and a flag whose
+    /// name says password/token/secret loses its value however it was given.
+    public static func options(_ args: [String], headers: [String] = [], keep: [String] = [], secrets: [String] = []) -> [String] {
+        let kept = harmlessHeaders.union(keep.map { $0.lowercased() })
         var out: [String] = []
         var i = 0
-        let extra = Set(extraSecretHeaders.map { $0.lowercased() })
-        func secretHeader(_ h: String) -> Bool {
-            guard let colon = h.firstIndex(of: ":") else { return false }
-            let name = h[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            return extra.contains(name) || secretHeaderWords.contains { name.contains($0) }
-        }
-        func redactHeader(_ h: String) -> String {
-            guard secretHeader(h), let colon = h.firstIndex(of: ":") else { return h }
-            return h[...colon] + " [redacted]"
-        }
         while i < args.count {
-            let a = args[i]
-            if a == "-H" || a == "--header", i + 1 < args.count {
-                out += [a, redactHeader(args[i + 1])]
-                i += 2
-                continue
+            var a = args[i]
+            for raw in headers where !raw.isEmpty && (a == raw || a.hasSuffix(raw)) {
+                guard let colon = raw.firstIndex(of: ":") else { continue }
+                let key = raw[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+                if kept.contains(key) { continue }
+                a = String(a.dropLast(raw.count)) + raw[...colon] + " [redacted]"
+                break
             }
-            if a.hasPrefix("--header=") {
-                out.append("--header=" + redactHeader(String(a.dropFirst("--header=".count))))
-            } else if a.hasPrefix("--"), secretFlagWords.contains(where: { a.lowercased().contains($0) }) {
+            for secret in secrets where !secret.isEmpty {
+                if a == secret { a = "[redacted]" } else if a.hasSuffix("=" + secret) { a = String(a.dropLast(secret.count)) + "[redacted]" }
+            }
+            if a.hasPrefix("--"), secretFlagWords.contains(where: { a.lowercased().contains($0) }), !a.hasPrefix("--etcd-password-file") {
                 if let eq = a.firstIndex(of: "=") {
                     out.append(a[...eq] + "[redacted]")
                 } else {

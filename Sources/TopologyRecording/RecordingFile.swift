@@ -52,10 +52,14 @@ public final class RecordingWriter: @unchecked Sendable {
         self.keyframeEveryMs = max(1, keyframeEveryMs)
         nextKeyframe = self.keyframeEveryMs
         compressed = path.hasSuffix(".gz")
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // Private to its owner (it names hosts, pods and the command line), and never through a
+        // symbolic link: a link planted at the path must not redirect the write elsewhere.
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
+            if errno == ELOOP { throw RecordingError("--record \(path): it is a symbolic link; grpctop does not write through one (name the real file)") }
             throw RecordingError("--record \(path): cannot create it (\(String(cString: strerror(errno))))")
         }
+        _ = fchmod(fd, 0o600)
         if compressed {
             gz = gzdopen(dup(fd), "wb6")
             guard gz != nil else { throw RecordingError("--record \(path): cannot start gzip") }

@@ -267,13 +267,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         scheduleFlush()
     }
 
-    /// Cancels a stream (deadline): RST_STREAM CANCEL.
-    private func cancel(_ call: RPCCall) {
+    /// Cancels a stream (deadline, end of the run, a message over the size limit): RST_STREAM
+    /// CANCEL, and the RPC ends with `code`.
+    private func cancel(_ call: RPCCall, code: Int = 4, message: String = "deadline exceeded") {
         guard let context, streams.removeValue(forKey: call.streamID) != nil else { return }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(call.streamID), payload: .rstStream(.cancel))), promise: nil)
         scheduleFlush()
-        delegate?.connection(self, finished: call, outcome: .status(4, message: "deadline exceeded"))
+        delegate?.connection(self, finished: call, outcome: .status(code, message: message))
         afterStreamEnded()
+    }
+
+    /// Cancels every stream in flight, ending each RPC with `code`.
+    func cancelAll(code: Int, message: String) {
+        var calls: [RPCCall] = []
+        streams.forEach { calls.append($0) }
+        for call in calls.sorted(by: { $0.streamID < $1.streamID }) { cancel(call, code: code, message: message) }
     }
 
     private func scheduleFlush() {

@@ -64,6 +64,18 @@ public struct TLSOptions: Sendable {
     }
 }
 
+/// `grpc-timeout` as PROTOCOL-HTTP2.md writes it: at most 8 digits and a unit, so a long
+/// deadline goes up a unit (m → S → M → H) rather than past 8 digits.
+public func grpcTimeoutHeader(ms: Int64) -> String {
+    let ms = max(1, ms)
+    if ms <= 99_999_999 { return "\(ms)m" }
+    let s = (ms + 999) / 1000
+    if s <= 99_999_999 { return "\(s)S" }
+    let m = (s + 59) / 60
+    if m <= 99_999_999 { return "\(m)M" }
+    return "\(min((m + 59) / 60, 99_999_999))H"
+}
+
 /// The engine: one event loop that owns the model, the subchannels, the picker, the traffic
 /// driver and the statistics collector. Every input becomes an `Event`, stamped and applied to
 /// the `Model` here, one at a time; the effects `apply` returns are carried out right after.
@@ -102,6 +114,16 @@ public final class Engine: @unchecked Sendable {
     private var tickTask: RepeatedTask?
     private var sweepTask: RepeatedTask?
     static let debug = ProcessInfo.processInfo.environment["GRPCTOP_DEBUG"] != nil
+    /// The most RPCs that wait in one queue (the channel's, waiting for a pick, or a
+    /// subchannel's, waiting for a stream slot); more fail at once with RESOURCE_EXHAUSTED, so
+    /// a high --rps against a server that never answers cannot grow without bound.
+    static let maxQueuedCalls = 100_000
+    /// Closed-loop workers whose last RPC failed fast (no READY subchannel). gRPC's clients
+    /// wait for a state change or back off here; so do we: they start again when the picker
+    /// changes or after `parkMs`, never in a loop (issue 15: a tight loop ate 100 % CPU and GBs).
+    private var parkedWorkers = 0
+    private var parkTimer: Scheduled<Void>?
+    static let parkMs: Int64 = 1_000
     /// Counts for `--fail-on-error` and the exit summary.
     public private(set) var totalFailed = 0
 
@@ -148,7 +170,7 @@ public final class Engine: @unchecked Sendable {
         headers.add(name: "content-type", value: "application/grpc")
         headers.add(name: "te", value: "trailers")
         headers.add(name: "user-agent", value: "grpctop/\(config.version)")
-        headers.add(name: "grpc-timeout", value: "\(max(1, config.timeoutMs))m")
+        headers.add(name: "grpc-timeout", value: grpcTimeoutHeader(ms: config.timeoutMs))
         for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
         let payload = config.rpc.payload
         var body = ByteBufferAllocator().buffer(capacity: payload.count + 5)
@@ -201,15 +223,20 @@ public final class Engine: @unchecked Sendable {
 
     /// Stops traffic, lets in-flight RPCs finish (up to `grace`), emits a final stats tick and
     /// closes every connection. The model stays readable.
+    /// RPCs still in flight or queued after the grace are cancelled and counted as
+    /// UNFINISHED (a failure: a gate must not pass on RPCs that never completed).
     public func stop(grace: TimeAmount = .seconds(3)) -> EventLoopFuture<Model> {
         loop.flatSubmit {
             self.stopping = true
             self.trafficTimer?.cancel()
+            self.parkTimer?.cancel()
             self.resolver.stop()
             let promise = self.loop.makePromise(of: Model.self)
             let deadline = NIODeadline.now() + grace
             func finish() {
-                self.failChannelQueue(message: "grpctop is stopping")
+                let message = "unfinished when the run ended"
+                while let call = self.channelQueue.popFirst() { self.finishUnassigned(call, code: GRPCStatusName.unfinished, message: message) }
+                for sc in self.subchannels.values.sorted(by: { $0.id < $1.id }) { sc.abandonAll(code: GRPCStatusName.unfinished, message: message) }
                 self.tick()
                 self.tickTask?.cancel()
                 self.sweepTask?.cancel()
@@ -252,6 +279,7 @@ public final class Engine: @unchecked Sendable {
         case .updatePicker(let spec):
             picker = Picker(spec: spec, randomStart: Int.random(in: 0..<Int.max))
             drainChannelQueue()
+            if parkedWorkers > 0 && !(spec.channelState == .transientFailure && spec.ready.isEmpty) { unpark() }
         case .requestResolution(let request):
             resolver.requestResolution(request)
         case .setTraffic(let t):
@@ -310,8 +338,9 @@ public final class Engine: @unchecked Sendable {
             rateBaseNanos = NIODeadline.now().uptimeNanoseconds
             rateIssued = 0
             scheduleRateTimer()
-        case .concurrency(let n):
-            while inFlight < n && !stopping { issue() }
+        case .concurrency:
+            parkedWorkers = 0
+            refillClosedLoop()
         }
     }
 
@@ -346,6 +375,8 @@ public final class Engine: @unchecked Sendable {
         }
         if picker.spec.channelState == .transientFailure && picker.spec.ready.isEmpty {
             finishUnassigned(call, code: 14, message: model.resolver.endpoints.isEmpty ? "no endpoints" : "all subchannels in TRANSIENT_FAILURE")
+        } else if channelQueue.count >= Self.maxQueuedCalls {
+            finishUnassigned(call, code: 8, message: "more than \(Self.maxQueuedCalls) RPCs waiting for a READY subchannel")
         } else {
             channelQueue.append(call)
         }
@@ -412,9 +443,25 @@ public final class Engine: @unchecked Sendable {
     private func finishUnassigned(_ call: RPCCall, code: Int, message: String) {
         let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
         unassignedSlot.recordFinished(code: code, micros: micros, messages: 0)
-        // Not refilled at once: with no READY subchannel a closed loop would spin. The sweep
-        // (every 50 ms) tops it up.
         completed(code: code, refill: false)
+        // With no READY subchannel a closed loop would spin: this worker waits for the picker
+        // to change, or `parkMs`.
+        if case .concurrency = traffic, !stopping {
+            parkedWorkers += 1
+            if parkTimer == nil {
+                parkTimer = loop.scheduleTask(in: .milliseconds(Self.parkMs)) { [weak self] in
+                    self?.parkTimer = nil
+                    self?.unpark()
+                }
+            }
+        }
+    }
+
+    private func unpark() {
+        parkTimer?.cancel()
+        parkTimer = nil
+        parkedWorkers = 0
+        refillClosedLoop()
     }
 
     /// RPCs finished so far (any status), for benchmarks.
@@ -428,8 +475,12 @@ public final class Engine: @unchecked Sendable {
         if refill { refillClosedLoop() }
     }
 
+    /// Tops the closed loop up to its concurrency. Bounded: an RPC that fails at once inside
+    /// `issue()` parks its worker instead of being issued again here.
     private func refillClosedLoop() {
         guard case .concurrency(let n) = traffic, !stopping else { return }
-        while inFlight < n { issue() }
+        let missing = n - inFlight - parkedWorkers
+        guard missing > 0 else { return }
+        for _ in 0..<missing where !stopping { issue() }
     }
 }

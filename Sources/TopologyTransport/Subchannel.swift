@@ -72,10 +72,20 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
         guard case .ready = machine.state, let conn = current, !conn.goAwayReceived, !conn.draining else { return false }
         if conn.canOpenStream && queue.isEmpty {
             startStream(call, on: conn)
+        } else if queue.count >= Engine.maxQueuedCalls {
+            engine.finish(call, on: self, code: 8, message: "more than \(Engine.maxQueuedCalls) RPCs queued for a stream on this subchannel")
         } else {
             queue.append(call)
         }
         return true
+    }
+
+    /// Ends every RPC this subchannel holds — streams in flight (reset with CANCEL) and queued
+    /// ones — with `code`: the run is over and they did not finish.
+    func abandonAll(code: Int, message: String) {
+        while let call = queue.popFirst() { engine.finish(call, on: self, code: code, message: message) }
+        current?.cancelAll(code: code, message: message)
+        for conn in draining.values { conn.cancelAll(code: code, message: message) }
     }
 
     private func startStream(_ call: RPCCall, on conn: ClientConnectionHandler) {
@@ -225,7 +235,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     func connectionReceivedSettings(_ connection: ClientConnectionHandler, maxConcurrentStreams: Int?) {
         guard connection === current else { return }
         engine.emit(.subchannel(id, .settingsReceived(maxConcurrentStreams: maxConcurrentStreams)))
-        perform(machine.connectionReady())
+        perform(machine.connectionReady(now: engine.nowMs))
         engine.subchannelBecameUsable(self)
     }
 
@@ -233,7 +243,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
         engine.emit(.subchannel(id, .goAwayReceived(code: code, lastStreamID: lastStreamID, debug: debug)))
         if connection === current {
             if connection.settingsReceived {
-                perform(machine.goAwayReceived(code: code))
+                perform(machine.goAwayReceived(code: code, now: engine.nowMs, unitRandom: { Double.random(in: 0..<1) }))
             } else {
                 current = nil
                 draining[ObjectIdentifier(connection)] = connection
@@ -245,6 +255,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     func connection(_ connection: ClientConnectionHandler, finished call: RPCCall, outcome: RPCOutcome) {
         switch outcome {
         case .status(let code, let message):
+            if connection === current { machine.connectionUsed() }
             engine.finish(call, on: self, code: code, message: message)
         case .refused:
             engine.retryTransparently(call, from: self)

@@ -194,6 +194,7 @@ public struct ViewState: Sendable, Equatable {
                 total += Double(v) * mult
                 mult *= 60
             }
+            guard total * 1000 <= Double(DurationText.maxMillis) else { return nil }
             return Millis(total * 1000)
         }
         return DurationText.parseMillis(text)

@@ -51,12 +51,14 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
+        guard (1...100).contains(runs) else { throw UsageFailure("--runs \(runs) is out of range (1 to 100)") }
         if let dns {
             let r = try DNSBenchmark.run(target: dns, lookups: runs * 10)
             try printReport(r, json: output == "json", table: DNSBenchmark.table(r))
             return
         }
         if recording {
+            guard minutes >= 0.1, minutes <= 600 else { throw UsageFailure("--minutes \(formatNumber(minutes)) is out of range (0.1 to 600)") }
             let r = try RecordingBenchmark.run(minutes: minutes, keyframeEveryMs: try keyframeEvery.map { try parseDuration($0, flag: "--keyframe-every") } ?? RecordingWriter.defaultKeyframeEveryMs)
             try printReport(r, json: output == "json", table: RecordingBenchmark.table(r))
             return
@@ -82,9 +84,9 @@ struct Bench: ParsableCommand {
         guard let addresses = parsed.staticAddresses, addresses.count == 1, case .tcp(let host, let port) = addresses[0] else {
             throw UsageFailure("--target '\(target)' must be one IP address and port, e.g. 127.0.0.1:50051")
         }
-        guard requests >= 1000 else { throw UsageFailure("--requests must be at least 1000") }
+        guard (1000...100_000_000).contains(requests) else { throw UsageFailure("--requests \(requests) is out of range (1000 to 100000000)") }
         guard (1...100).contains(concurrency) else { throw UsageFailure("--concurrency must be 1-100 (one connection)") }
-        guard runs >= 1 else { throw UsageFailure("--runs must be at least 1") }
+        guard (1...100).contains(runs) else { throw UsageFailure("--runs \(runs) is out of range (1 to 100)") }
         let h2loadPath = noH2load ? nil : Self.which("h2load")
         if !noH2load && h2loadPath == nil {
             throw UsageFailure("h2load not found: install Debian's nghttp2-client or pass --no-h2load")

@@ -46,7 +46,7 @@ struct Demo: ParsableCommand {
             }
             first = s
         }
-        guard speed > 0, speed <= 100 else { throw UsageFailure("--speed must be between 0 and 100 (1 is the normal pace)") }
+        guard speed >= 0.01, speed <= 100 else { throw UsageFailure("--speed \(formatNumber(speed)) is out of range (0.01 to 100; 1 is the normal pace)") }
         guard (2...20).contains(pods) else { throw UsageFailure("--pods must be between 2 and 20") }
         guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }
         if record != nil && scenario == nil {

@@ -28,6 +28,11 @@ struct GRPCTop: ParsableCommand {
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
+        } catch let failure as OutputFailure {
+            // The reader went away (`| head -1`): end quietly, as a filter killed by SIGPIPE does.
+            if failure.errno == EPIPE { Foundation.exit(128 + SIGPIPE) }
+            FileHandle.standardError.write(Data("grpctop: \(failure.message)\n".utf8))
+            Foundation.exit(1)
         } catch let failure as UsageFailure {
             FileHandle.standardError.write(Data("grpctop: \(failure.message)\n".utf8))
             Foundation.exit(2)
@@ -57,6 +62,30 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// Writing the output failed: the reader closed the pipe (EPIPE) or the disk is full. Ends the
+/// run: EPIPE quietly (status 141, as SIGPIPE would), anything else with one line and status 1.
+struct OutputFailure: Error {
+    var errno: Int32
+    var what: String
+    var message: String { "cannot write \(what): \(String(cString: strerror(errno)))" }
+}
+
+/// Text to stdout, written at once (after anything `print` buffered); a failed write throws
+/// (SIGPIPE is ignored in this process, as NIO sets it, so a closed pipe shows up only as EPIPE).
+func writeOut(_ text: String) throws {
+    fflush(nil)
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw OutputFailure(errno: errno, what: "to stdout")
+        }
+        offset += n
+    }
+}
+
 /// One object as a line of JSON with sorted keys (`--output json`: JSON Lines).
 func jsonLine<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
@@ -66,12 +95,13 @@ func jsonLine<T: Encodable>(_ value: T) throws -> String {
 
 /// `--output json`: the object as one JSON line; otherwise the table text as it is.
 func printReport<T: Encodable>(_ value: T, json: Bool, table: @autoclosure () -> String) throws {
-    if json { print(try jsonLine(value)) } else { print(table(), terminator: "") }
+    try writeOut(json ? try jsonLine(value) + "\n" : table())
 }
 
 func parseDuration(_ text: String, flag: String) throws -> Int64 {
-    guard let ms = DurationText.parseMillis(text) else {
-        throw UsageFailure("\(flag) '\(text)' is not a duration (write 500ms, 2s, 1m)")
+    switch DurationText.parse(text) {
+    case .success(let ms): return ms
+    case .failure(.tooLong): throw UsageFailure("\(flag) '\(text)' is too long (at most 366 days, e.g. 24h)")
+    case .failure(.notADuration): throw UsageFailure("\(flag) '\(text)' is not a duration (write 500ms, 2s, 1m)")
     }
-    return ms
 }

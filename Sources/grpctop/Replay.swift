@@ -39,7 +39,7 @@ struct Replay: ParsableCommand {
         let fromMs = try from.map { try parseDuration($0, flag: "--from") } ?? 0
         let toMs = try to.map { try parseDuration($0, flag: "--to") } ?? .max
         guard toMs >= fromMs else { throw UsageFailure("--to \(to ?? "") is before --from \(from ?? "0s")") }
-        if let s = speed { guard s > 0, s <= 1000, s.isFinite else { throw UsageFailure("--speed must be more than 0 (and at most 1000)") } }
+        if let s = speed { guard s >= 0.01, s <= 1000, s.isFinite else { throw UsageFailure("--speed \(formatNumber(s)) is out of range (0.01 to 1000)") } }
         if !batch, let s = speed, !ReplayPlayer.speeds.contains(s) {
             throw UsageFailure("--speed \(formatNumber(s)): the dashboard plays at 0.25, 0.5, 1, 2, 4 … 64")
         }
@@ -74,7 +74,7 @@ struct Replay: ParsableCommand {
             guard parts.count == 2, (Dashboard.minWidth...1000).contains(parts[0]), (Dashboard.minHeight...500).contains(parts[1]) else {
                 throw UsageFailure("--size '\(size)' must be COLUMNSxROWS, at least \(Dashboard.minWidth)x\(Dashboard.minHeight), e.g. 120x40")
             }
-            guard fps > 0, fps <= 60 else { throw UsageFailure("--fps must be more than 0 (and at most 60)") }
+            guard fps >= 0.1, fps <= 60 else { throw UsageFailure("--fps \(formatNumber(fps)) is out of range (0.1 to 60)") }
             let r = try CastExport.write(source, to: cast, width: parts[0], height: parts[1], speed: speed ?? 1, fps: fps, from: fromMs, to: toMs)
             FileHandle.standardError.write(Data("grpctop: wrote \(cast): \(r.frames) frames, \(formatDuration(r.durationMs)) at \(formatNumber(speed ?? 1))×, \(parts[0])x\(parts[1])\n".utf8))
             if let stop = source.stoppedAt {
@@ -123,10 +123,26 @@ struct Replay: ParsableCommand {
 /// asciicast v2 file (a JSON header line, then `[seconds, "o", text]` lines).
 enum CastExport {
     static func write(_ source: ReplaySource, to path: String, width: Int, height: Int, speed: Double, fps: Double, from: Millis, to: Millis) throws -> (frames: Int, durationMs: Int64) {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let out = FileHandle(forWritingAtPath: path) else {
-            throw UsageFailure("--export-cast \(path): cannot create it")
+        // open(2), not FileManager.createFile: that writes a temporary file and renames it over
+        // the path, which as root replaced /dev/full (or any device, FIFO or link) with a file.
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw UsageFailure("--export-cast \(path): cannot create it (\(String(cString: strerror(errno))))")
         }
-        defer { try? out.close() }
+        defer { close(fd) }
+        func put(_ data: Data) throws {
+            try data.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw OutputFailure(errno: errno, what: "--export-cast \(path)")
+                    }
+                    offset += n
+                }
+            }
+        }
         var player = ReplayPlayer(source, speed: 1)
         player.setPaused(true)
         let start = max(from, 0)
@@ -135,7 +151,7 @@ enum CastExport {
                                      "timestamp": Int(source.header.startedAt + Double(start) / 1000),
                                      "title": "grpctop replay \(source.header.target)",
                                      "env": ["TERM": "xterm-256color", "SHELL": "/bin/sh"]]
-        out.write(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) + Data("\n".utf8))
+        try put(try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) + Data("\n".utf8))
         let step = Millis(max(1, (1000 / fps).rounded()))
         var previous: CellGrid?
         var rows: PaneRows?
@@ -151,7 +167,7 @@ enum CastExport {
             if !text.isEmpty {
                 let seconds = Double(t - start) / 1000 / speed
                 let line = try JSONSerialization.data(withJSONObject: [(seconds * 1000).rounded() / 1000, "o", text] as [Any])
-                out.write(line + Data("\n".utf8))
+                try put(line + Data("\n".utf8))
                 frames += 1
             }
             previous = frame.grid

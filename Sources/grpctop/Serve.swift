@@ -47,7 +47,9 @@ struct Serve: ParsableCommand {
         guard let code = GRPCStatusName.code(failCode), (1...16).contains(code) else {
             throw UsageFailure("--fail-code '\(failCode)' is not a gRPC status (1-16 or a name like UNAVAILABLE)")
         }
-        if let m = maxConcurrentStreams, m < 1 { throw UsageFailure("--max-concurrent-streams must be at least 1") }
+        if let m = maxConcurrentStreams, !(0...Int(Int32.max)).contains(m) {
+            throw UsageFailure("--max-concurrent-streams \(m) is out of range (0-\(Int32.max); 0 lets no RPC start)")
+        }
         guard (tlsCert == nil) == (tlsKey == nil) else { throw UsageFailure("--tls-cert and --tls-key go together") }
 
         let env = ProcessInfo.processInfo.environment

@@ -80,8 +80,10 @@ struct Watch: ParsableCommand {
 
     // Recording
     @Option(help: "Record the session's events to FILE (FILE.gz compresses) for grpctop replay.") var record: String?
-    @Option(name: .customLong("redact-header"), help: "Also redact this -H header's value in the recording (authorization, cookies, tokens… always are).")
+    @Option(name: .customLong("redact-header"), help: "Redact this -H header's value in the recording (every -H value is, unless harmless, e.g. x-request-id, or named by --keep-header).")
     var redactHeaders: [String] = []
+    @Option(name: .customLong("keep-header"), help: "Keep this -H header's value in the recording (values are redacted by default).")
+    var keepHeaders: [String] = []
 
     func run() throws {
         let options = try validatedOptions()
@@ -100,10 +102,16 @@ struct Watch: ParsableCommand {
             }
         }
         defer { if let yaml = rbacHelp.get() { RBACHelp.print(yaml) } }
-        let recorder = try record.map { try RecordingWriter.open($0, target: target, redactHeaders: redactHeaders) }
+        let keep = keepHeaders.filter { k in !redactHeaders.contains { $0.lowercased() == k.lowercased() } }
+        let recorder = try record.map {
+            try RecordingWriter.open($0, target: target, headers: headers, keepHeaders: keep, secrets: [etcdOptions.etcdPassword].compactMap { $0 })
+        }
         defer { recorder?.finish() }
-        let failed = useBatch ? try runBatch(options, recorder: recorder) : try runDashboard(options, recorder: recorder)
-        if failOnError && failed > 0 { throw ExitCode(1) }
+        let summary = useBatch ? try runBatch(options, recorder: recorder) : try runDashboard(options, recorder: recorder)
+        if failOnError, let why = summary.gateFailure {
+            FileHandle.standardError.write(Data("grpctop: --fail-on-error: \(why)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     struct Options {
@@ -168,12 +176,13 @@ struct Watch: ParsableCommand {
             }
             let k = h[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
             let v = h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            guard !k.hasPrefix(":"), k.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-                throw UsageFailure("-H '\(h)': '\(k)' is not a valid metadata key")
-            }
+            try MetadataRules.check(key: k, value: v, whole: h)
             metadata.append((k, v))
         }
 
+        if let a = authority, a.isEmpty || !a.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+            throw UsageFailure("--authority '\(a.debugDescription.dropFirst().dropLast())' must be host[:port] in printable ASCII, without spaces or line breaks")
+        }
         var config = EngineConfig(target: target, resolverName: resolver.name, authority: authority ?? parsed.defaultAuthority)
         config.policy = policy
         config.rpc = kind
@@ -196,6 +205,10 @@ struct Watch: ParsableCommand {
                 if let path, !FileManager.default.isReadableFile(atPath: path) { throw UsageFailure("\(flag) \(path): cannot read it") }
             }
             config.tls = TLSOptions(caCertPath: cacert, certPath: cert, keyPath: key, insecure: insecure)
+            // A file that is not PEM (--cacert /etc/passwd) is bad input: say so now, exit 2.
+            do { _ = try config.tls?.makeContext() } catch {
+                throw UsageFailure("--tls: cannot use the certificate files (\([cacert.map { "--cacert \($0)" }, cert.map { "--cert \($0)" }, key.map { "--key \($0)" }].compactMap { $0 }.joined(separator: ", "))): \(error); they must be PEM")
+            }
             if let a = authority {
                 do { config.tlsServerName = try Target.splitHostPort(a, whole: a, bareIPv6: true).host } catch {
                     throw UsageFailure("--authority '\(a)': \(error.message)")
@@ -262,7 +275,7 @@ struct Watch: ParsableCommand {
     }
 
     /// Runs the full-screen dashboard, then prints the summary on the normal screen.
-    func runDashboard(_ o: Options, recorder: RecordingWriter?) throws -> Int {
+    func runDashboard(_ o: Options, recorder: RecordingWriter?) throws -> Summary {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let engine = makeEngine(o, group, recorder: recorder)
@@ -272,13 +285,13 @@ struct Watch: ParsableCommand {
         let model = try engine.stop(grace: .seconds(1)).wait()
         let summary = Summary(model)
         if let note { FileHandle.standardError.write(Data("grpctop: \(note)\n".utf8)) }
-        print(summary.table(), terminator: "")
-        fflush(nil)
-        return summary.failed
+        try writeOut(summary.table())
+        return summary
     }
 
-    /// Runs headless: a snapshot every interval, then the summary. Returns the failed RPC count.
-    func runBatch(_ o: Options, recorder: RecordingWriter?) throws -> Int {
+    /// Runs headless: a snapshot every interval, then the summary. `--duration` is kept: traffic
+    /// stops then, RPCs get at most `endGrace` more to finish, and what is left is UNFINISHED.
+    func runBatch(_ o: Options, recorder: RecordingWriter?) throws -> Summary {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let engine = makeEngine(o, group, recorder: recorder)
@@ -302,17 +315,51 @@ struct Watch: ParsableCommand {
                 recorder?.markSnapshot(at: m.now)
                 return Snapshot(m)
             }.wait()
-            print(o.json ? try jsonLine(snapshot) : snapshot.table())
-            fflush(nil)
+            do {
+                try writeOut(o.json ? try jsonLine(snapshot) + "\n" : snapshot.table() + "\n")
+            } catch {
+                // The reader is gone or the disk is full: stop sending RPCs at once.
+                _ = try? engine.stop(grace: .zero).wait()
+                throw error
+            }
             printed += 1
             if let i = iterations, printed >= i { break }
             if let d = o.durationMs, DispatchTime.now() >= started + .milliseconds(Int(d)) { break }
         }
-        let model = try engine.stop().wait()
+        let model = try engine.stop(grace: .milliseconds(min(o.config.timeoutMs, Self.endGraceMs))).wait()
         let summary = Summary(model)
         try printReport(summary, json: o.json, table: summary.table())
-        fflush(nil)
-        return summary.failed
+        return summary
+    }
+
+    /// How long RPCs in flight at the end of a batch run may still take.
+    static let endGraceMs: Int64 = 500
+}
+
+/// What `-H` may send. gRPC metadata (PROTOCOL-HTTP2.md): keys of lower-case letters, digits
+/// and `-_.`; ASCII values are printable (%x20-%x7E); `-bin` values are base64. HTTP/2 forbids
+/// connection-specific headers (RFC 9113 §8.2.2), and gRPC reserves `grpc-*` and the headers the
+/// client sends itself: accepting those would break every RPC, so they are refused at the flag.
+enum MetadataRules {
+    static let reserved: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+                                        "host", "content-type", "content-length", "user-agent"]
+
+    static func check(key k: String, value v: String, whole h: String) throws {
+        guard !k.isEmpty, !k.hasPrefix(":"), k.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }) else {
+            throw UsageFailure("-H '\(h.debugDescription.dropFirst().dropLast())': '\(k)' is not a valid metadata key (lower-case letters, digits, - _ .)")
+        }
+        if reserved.contains(k) || k.hasPrefix("grpc-") {
+            throw UsageFailure("-H '\(k)': a header grpctop or HTTP/2 sets itself (connection-specific, te, content-type, grpc-*); leave it out")
+        }
+        if k.hasSuffix("-bin") {
+            guard v.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || "+/=".unicodeScalars.contains($0) }) else {
+                throw UsageFailure("-H '\(k)': a -bin header's value must be base64")
+            }
+        } else {
+            guard v.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value <= 0x7e }) else {
+                throw UsageFailure("-H '\(k)': the value must be printable ASCII (no line breaks or control characters); use a -bin key for bytes")
+            }
+        }
     }
 }
 
@@ -346,11 +393,11 @@ struct KubeRBACCommand: ParsableCommand {
 extension RecordingWriter {
     /// A recorder for `--record PATH`: the header with this command line, secrets redacted; a
     /// file that cannot be created is one line and exit 2.
-    static func open(_ path: String, target: String, redactHeaders: [String] = []) throws -> RecordingWriter {
+    static func open(_ path: String, target: String, headers: [String] = [], keepHeaders: [String] = [], secrets: [String] = []) throws -> RecordingWriter {
         do {
             return try RecordingWriter(path: path, header: RecordingHeader(
                 grpctop: GRPCTop.version, target: target,
-                options: Redaction.options(Array(CommandLine.arguments.dropFirst()), extraSecretHeaders: redactHeaders),
+                options: Redaction.options(Array(CommandLine.arguments.dropFirst()), headers: headers, keep: keepHeaders, secrets: secrets),
                 startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
         } catch {
             throw UsageFailure(error.description)

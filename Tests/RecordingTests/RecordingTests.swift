@@ -189,11 +189,18 @@ struct RecordingFormatTests {
     }
 
     @Test func secretsAreRedacted() {
+        // The -H values as ArgumentParser hands them over, whatever spelling carried them.
+        let headers = ["authorization: Bearer abc", "x-api-key: k1", "x-tenant: blue", "x-team: red", "x-auth: S", "x-request-id: r-17", "x-zone: z1"]
         let args = ["watch", "dns:///x:1", "-H", "authorization: Bearer abc", "--header=x-api-key: k1", "-H", "x-tenant: blue",
-                    "-H", "x-team: red", "--redact-header", "x-team", "--etcd-password", "hunter2", "--token=t0"]
-        let out = Redaction.options(args, extraSecretHeaders: ["x-team"])
-        #expect(out == ["watch", "dns:///x:1", "-H", "authorization: [redacted]", "--header=x-api-key: [redacted]", "-H", "x-tenant: blue",
-                        "-H", "x-team: [redacted]", "--redact-header", "x-team", "--etcd-password", "[redacted]", "--token=[redacted]"])
+                    "-Hx-team: red", "-H=x-auth: S", "-H", "x-request-id: r-17", "-H", "x-zone: z1", "--keep-header", "x-zone",
+                    "--etcd-password", "hunter2", "--token=t0", "--etcd-password-file", "/run/pw"]
+        let out = Redaction.options(args, headers: headers, keep: ["x-zone"], secrets: ["hunter2"])
+        #expect(out == ["watch", "dns:///x:1", "-H", "authorization: [redacted]", "--header=x-api-key: [redacted]", "-H", "x-tenant: [redacted]",
+                        "-Hx-team: [redacted]", "-H=x-auth: [redacted]", "-H", "x-request-id: r-17", "-H", "x-zone: z1", "--keep-header", "x-zone",
+                        "--etcd-password", "[redacted]", "--token=[redacted]", "--etcd-password-file", "/run/pw"])
+        // The attached form of a password flag, found from the parsed value.
+        #expect(Redaction.options(["--etcd-password=hunter2"], secrets: ["hunter2"]) == ["--etcd-password=[redacted]"])
+        for line in out { #expect(!line.contains("abc") && !line.contains("k1") && !line.contains("hunter2") && !line.hasSuffix(": S")) }
     }
 }
 
