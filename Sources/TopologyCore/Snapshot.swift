@@ -335,3 +335,22 @@ public enum DurationText {
 
     public static func parseMillis(_ text: String) -> Int64? { try? parse(text).get() }
 }
+
+/// Sizes as users type them: `4194304`, `512KiB`, `4MiB`, `1GiB` (also kB/MB/GB, powers of 1000).
+public enum ByteSizeText {
+    public static func parse(_ text: String) -> Int? {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        guard !s.isEmpty, s.utf8.count <= 32 else { return nil }
+        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("kB", 1000), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("B", 1)]
+        var number = Substring(s)
+        var factor = 1
+        for (suffix, f) in units where s.hasSuffix(suffix) {
+            number = s.dropLast(suffix.count)
+            factor = f
+            break
+        }
+        guard let v = Int(number.trimmingCharacters(in: .whitespaces)), v >= 0 else { return nil }
+        let (product, overflow) = v.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : product
+    }
+}

@@ -30,8 +30,16 @@ final class RPCCall {
         self.deadlineNanos = deadlineNanos
     }
 
-    /// Counts complete gRPC messages in a response DATA frame (5-byte prefix + body).
-    func consume(_ buffer: ByteBuffer) {
+    /// A response message whose length prefix is over the receive limit (its claimed size).
+    var oversized: UInt32?
+    /// True while a message has started but not all of its bytes have arrived.
+    var insideMessage: Bool { prefixRead > 0 || bodyRemaining > 0 }
+
+    /// Counts complete gRPC messages in a response DATA frame (5-byte prefix + body). A prefix
+    /// that claims more than `limit` bytes sets `oversized` and stops counting: the caller ends
+    /// the RPC with RESOURCE_EXHAUSTED as gRPC does (its default receive limit is 4 MiB), and no
+    /// byte of the body is ever buffered.
+    func consume(_ buffer: ByteBuffer, limit: Int) {
         var remaining = buffer.readableBytes
         var index = buffer.readerIndex
         while remaining > 0 {
@@ -50,6 +58,10 @@ final class RPCCall {
             prefixRead += 1
             if prefixRead == 5 {
                 prefixRead = 0
+                if Int(length) > limit {
+                    oversized = length
+                    return
+                }
                 bodyRemaining = Int(length)
                 length = 0
                 if bodyRemaining == 0 { messagesReceived += 1 }
@@ -175,17 +187,39 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if closeReason == nil && !settingsReceived && !usesTLS {
+            // Plaintext HTTP/2 to a TLS port: the server drops the connection on our preface.
+            closeReason = "connection closed before the server's HTTP/2 SETTINGS (a TLS port? try --tls)"
+        }
         finishClosed(reason: closeReason ?? (streams.isEmpty && (goAwayReceived || draining) ? "connection closed" : "connection reset"))
         context.fireChannelInactive()
     }
 
+    /// Set by the subchannel when the connection runs over TLS.
+    var usesTLS = false
+    /// The largest response message accepted (gRPC's default receive limit: 4 MiB).
+    var maxReceiveBytes = 4 * 1024 * 1024
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if closeReason == nil { closeReason = Self.describe(error) }
+        if closeReason == nil {
+            if !settingsReceived && Self.isFramingError(error) {
+                closeReason = "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
+            } else if !settingsReceived && !usesTLS, let io = error as? IOError, io.errnoCode == ECONNRESET {
+                closeReason = "connection reset before the server's HTTP/2 SETTINGS (a TLS port? try --tls)"
+            } else {
+                closeReason = Self.describe(error)
+            }
+        }
         // Stream-level errors (e.g. a stream created after GOAWAY) are handled by the stream logic;
         // connection-level ones close the channel.
         if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
-        if let ioError = error as? IOError, ioError.errnoCode == ECONNRESET { closeReason = "connection reset" }
         context.close(promise: nil)
+    }
+
+    /// Errors NIO raises when the bytes are not HTTP/2 frames (an HTTP/1.1 answer, garbage):
+    /// before the server's SETTINGS, any HTTP/2 protocol error means the peer is not an h2 server.
+    static func isFramingError(_ error: Error) -> Bool {
+        error is any NIOHTTP2Error
     }
 
     /// Failure reasons worded as gRFC A94 does, for connect attempts and open connections alike.
@@ -325,7 +359,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             if call.identity == nil, let v = fields.identity { call.identity = v }
             if h.endStream {
                 streams[sid] = nil
-                delegate?.connection(self, finished: call, outcome: Self.outcome(fields, sawHeaders: call.sawHeaders))
+                var outcome = Self.outcome(fields, sawHeaders: call.sawHeaders)
+                if case .status(0, _) = outcome, call.insideMessage {
+                    // OK trailers after a message that never arrived whole: not a success.
+                    outcome = .status(13, message: "the response ended inside a message (its length prefix claims more bytes than were sent)")
+                }
+                delegate?.connection(self, finished: call, outcome: outcome)
                 afterStreamEnded()
             } else {
                 call.sawHeaders = true
@@ -346,7 +385,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 flushPending = true
             }
             guard let call = streams[sid] else { break }
-            if case .byteBuffer(let buf) = d.data { call.consume(buf) }
+            if case .byteBuffer(let buf) = d.data { call.consume(buf, limit: maxReceiveBytes) }
+            if let size = call.oversized {
+                cancel(call, code: 8, message: "received a message larger than the limit (\(size) vs. \(maxReceiveBytes) bytes; --max-recv-size)")
+                break
+            }
             if d.endStream {
                 streams[sid] = nil
                 delegate?.connection(self, finished: call, outcome: .status(13, message: "server closed the stream without trailers"))

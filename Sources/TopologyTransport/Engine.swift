@@ -24,6 +24,8 @@ public struct EngineConfig: Sendable {
     public var keepaliveMs: Int64?
     public var keepaliveTimeoutMs: Int64 = 20_000
     public var tickMs = 250
+    /// The largest response message accepted (`--max-recv-size`, gRPC's default 4 MiB).
+    public var maxReceiveBytes = 4 * 1024 * 1024
     public var backoff = ConnectionBackoff()
     public var version = "0.1.0"
 

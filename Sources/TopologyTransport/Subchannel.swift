@@ -149,6 +149,8 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
             keepalive: engine.config.keepaliveMs.map { .milliseconds($0) },
             keepaliveTimeout: .milliseconds(engine.config.keepaliveTimeoutMs))
         handler.pendingIdentityHeader = engine.config.identityHeader
+        handler.usesTLS = engine.tlsContext != nil
+        handler.maxReceiveBytes = engine.config.maxReceiveBytes
         handler.delegate = self
         let tls = engine.tlsContext
         let serverName = engine.config.tlsServerName ?? Self.serverName(for: address)

@@ -36,6 +36,8 @@ struct Watch: ParsableCommand {
     @Option(help: "Any unary method, e.g. /pkg.Service/Method (with --data-hex or --data-file).") var method: String?
     @Option(name: .customLong("data-hex"), help: "Request message for --method, as hex protobuf bytes.") var dataHex: String?
     @Option(name: .customLong("data-file"), help: "Request message for --method, read from a file (raw protobuf).") var dataFile: String?
+    @Option(name: .customLong("max-recv-size"), help: "Largest response message accepted, e.g. 4MiB (gRPC's default); larger ones end the RPC with RESOURCE_EXHAUSTED.")
+    var maxRecvSize = "4MiB"
     @Option(name: .customLong("identity-header"), help: "Response header (or trailer) naming the backend, e.g. x-served-by.")
     var identityHeader: String?
 
@@ -190,6 +192,10 @@ struct Watch: ParsableCommand {
         config.timeoutMs = timeoutMs
         config.metadata = metadata
         config.identityHeader = identityHeader?.lowercased()
+        guard let recv = ByteSizeText.parse(maxRecvSize), (1...Int(Int32.max)).contains(recv) else {
+            throw UsageFailure("--max-recv-size '\(maxRecvSize)' must be a size from 1 byte to 2GiB, e.g. 4MiB, 512KiB or 1048576")
+        }
+        config.maxReceiveBytes = recv
         config.version = GRPCTop.version
         if let k = keepalive {
             let ms = try parseDuration(k, flag: "--keepalive")
