@@ -79,6 +79,9 @@ enum RPCOutcome {
     case refused
     /// The connection failed underneath the RPC.
     case transportFailure(String)
+    /// grpctop ended the RPC itself (deadline, a message over the limit, the run ended): a
+    /// status, but not one the server sent.
+    case cancelled(Int, message: String)
 }
 
 /// What the connection tells its subchannel. All calls happen on the event loop.
@@ -202,7 +205,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if closeReason == nil {
-            if !settingsReceived && Self.isFramingError(error) {
+            if let sniffed = error as? ServerPrefaceSniffer.NotHTTP2 {
+                closeReason = sniffed.reason
+            } else if !settingsReceived && Self.isFramingError(error) {
                 closeReason = "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
             } else if !settingsReceived && !usesTLS, let io = error as? IOError, io.errnoCode == ECONNRESET {
                 closeReason = "connection reset before the server's HTTP/2 SETTINGS (a TLS port? try --tls)"
@@ -214,6 +219,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         // connection-level ones close the channel.
         if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
         context.close(promise: nil)
+    }
+
+    /// What a misbehaving peer did, for the HTTP/2 errors NIO closes a connection with.
+    static func protocolViolation(_ error: Error) -> String? {
+        switch error {
+        case is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock: return "protocol error: the server sent a header block over the 16 KiB limit"
+        case is NIOHTTP2Errors.ExcessiveContinuationFrames: return "protocol error: the server sent CONTINUATION frames without end"
+        case is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering, is NIOHTTP2Errors.ExcessiveControlFrames:
+            return "protocol error: the server floods control frames (PING/SETTINGS) faster than they are answered"
+        case is NIOHTTP2Errors.ExcessiveRSTFrames, is NIOHTTP2Errors.ExcessiveStreamErrors, is NIOHTTP2Errors.ExcessiveNumberOfGlitches:
+            return "protocol error: the server resets or breaks streams without end"
+        case is NIOHTTP2Errors.FlowControlViolation, is NIOHTTP2Errors.InvalidFlowControlWindowSize:
+            return "protocol error: the server violated flow control (sent more than the window)"
+        case is NIOHTTP2Errors.ExcessiveEmptyDataFrames: return "protocol error: the server sends empty DATA frames without end"
+        case is any NIOHTTP2Error: return "protocol error: \(type(of: error))"
+        default: return nil
+        }
     }
 
     /// Errors NIO raises when the bytes are not HTTP/2 frames (an HTTP/1.1 answer, garbage):
@@ -237,6 +259,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             }
         }
         if let ssl = error as? NIOSSLError { return "TLS handshake failed: \(tlsReason(ssl))" }
+        if let reason = protocolViolation(error) { return reason }
         return "socket error: \(error)"
     }
 
@@ -307,7 +330,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         guard let context, streams.removeValue(forKey: call.streamID) != nil else { return }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(call.streamID), payload: .rstStream(.cancel))), promise: nil)
         scheduleFlush()
-        delegate?.connection(self, finished: call, outcome: .status(code, message: message))
+        delegate?.connection(self, finished: call, outcome: .cancelled(code, message: message))
         afterStreamEnded()
     }
 
@@ -632,5 +655,43 @@ struct StreamTable {
         mask = slots.count - 1
         count = 0
         for c in old { if let c { self[c.streamID] = c } }
+    }
+}
+
+/// Looks at the first bytes the server sends, before NIO's HTTP/2 parser does: an HTTP/2 server
+/// starts with a SETTINGS frame (RFC 9113 §3.4). Anything else — `HTTP/1.1 400 …`, a TLS
+/// alert, random bytes — closes the connection with a reason that says what the port is,
+/// instead of waiting for a 4.7 MB "frame" or a parser error's file and line. Removes itself
+/// once the first frame header checks out.
+final class ServerPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    struct NotHTTP2: Error { var reason: String }
+    private var seen: [UInt8] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if seen.count < 9 { seen += buffer.getBytes(at: buffer.readerIndex, length: min(9 - seen.count, buffer.readableBytes)) ?? [] }
+        if let reason = Self.verdict(seen) {
+            context.fireErrorCaught(NotHTTP2(reason: reason))
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelRead(data)
+        if seen.count >= 9 { context.pipeline.syncOperations.removeHandler(self, promise: nil) }
+    }
+
+    /// Nil while the bytes may still be a SETTINGS frame header (length, type 4, flags 0, stream 0).
+    static func verdict(_ b: [UInt8]) -> String? {
+        let http1 = Array("HTTP/".utf8)
+        if b.count >= 1 && Array(http1.prefix(b.count)) == Array(b.prefix(http1.count)) {
+            return b.count >= 4 ? "the server does not speak HTTP/2 (an HTTP/1.1 port?)" : nil
+        }
+        if b.count >= 1 && b[0] == 0x15 { return "the server answered with TLS (a TLS port? try --tls)" }
+        if b.count >= 4 && b[3] != 0x04 { return "the server does not speak HTTP/2 (an HTTP/1.1 port?)" }
+        if b.count >= 9 && (b[4] != 0 || b[5] != 0 || b[6] != 0 || b[7] != 0 || b[8] != 0) {
+            return "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
+        }
+        return nil
     }
 }

@@ -163,6 +163,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
                     if let tls {
                         try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
+                    try sync.addHandler(ServerPrefaceSniffer())
                     try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: Engine.http2Connection, streamConfiguration: Engine.http2Stream))
                     try sync.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
@@ -261,6 +262,8 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
             engine.finish(call, on: self, code: code, message: message)
         case .refused:
             engine.retryTransparently(call, from: self)
+        case .cancelled(let code, let message):
+            engine.finish(call, on: self, code: code, message: message)
         case .transportFailure(let reason):
             engine.finish(call, on: self, code: 14, message: reason)
         }
