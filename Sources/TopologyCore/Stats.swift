@@ -23,14 +23,42 @@ public struct RPCDelta: Sendable, Codable, Equatable {
         latency.counts += o.latency.counts
     }
 
-    /// Adds everything but the latency samples.
+    /// Adds everything but the latency samples. Saturating: counters read from a file are
+    /// range-checked (`problem`), but a session of many ticks must not trap either.
     public mutating func addCounts(_ o: RPCDelta) {
-        started += o.started
-        succeeded += o.succeeded
-        failed += o.failed
-        for (c, n) in o.codes { codes[c, default: 0] += n }
-        messagesSent += o.messagesSent
-        messagesReceived += o.messagesReceived
+        started = started.addingSaturated(o.started)
+        succeeded = succeeded.addingSaturated(o.succeeded)
+        failed = failed.addingSaturated(o.failed)
+        for (c, n) in o.codes { codes[c] = (codes[c] ?? 0).addingSaturated(n) }
+        messagesSent = messagesSent.addingSaturated(o.messagesSent)
+        messagesReceived = messagesReceived.addingSaturated(o.messagesReceived)
+    }
+
+    /// The most any counter of one tick may hold (a trillion: no client completes that many
+    /// RPCs in 250 ms, and a session of such ticks stays far from Int's limit).
+    public static let maxCount = 1 << 40
+
+    /// What is wrong with a delta read from outside (a recording), or nil: every counter and
+    /// per-code count in 0…`maxCount`, status codes in -1…255 (-1: UNFINISHED).
+    public var problem: String? {
+        let range = 0...Self.maxCount
+        for (name, v) in [("started", started), ("succeeded", succeeded), ("failed", failed), ("messages sent", messagesSent), ("messages received", messagesReceived)]
+        where !range.contains(v) {
+            return "\(name) is \(v) (a counter is 0 to \(Self.maxCount))"
+        }
+        for (c, n) in codes {
+            if !(-1...255).contains(c) { return "status code \(c) is not one (0-255)" }
+            if !range.contains(n) { return "the count of status \(c) is \(n) (a counter is 0 to \(Self.maxCount))" }
+        }
+        return nil
+    }
+}
+
+extension Int {
+    /// `self + other`, held at Int.min/Int.max instead of trapping.
+    @inlinable func addingSaturated(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }
 
@@ -620,6 +648,9 @@ extension RPCDelta {
                 codes[code] = try cs.decode(Int.self)
             }
         }
+        if let problem {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a stats counter is out of range: \(problem)"))
+        }
     }
 }
 
@@ -676,10 +707,17 @@ extension StatsTick {
                 }
                 delta = backends[-ref - 1].delta
             }
+            guard (0...Int(Int32.max)).contains(streams), (0...Int(Int32.max)).contains(queued) else {
+                throw DecodingError.dataCorruptedError(in: e, debugDescription: "subchannel #\(id): streams \(streams) or queued \(queued) out of range (0 to \(Int32.max))")
+            }
             subchannels.append(SubchannelTick(id: id, activeStreams: streams, queued: queued, delta: delta))
         }
+        let queued = try c.decodeIfPresent(Int.self, forKey: .q) ?? 0
+        guard (0...Int(Int32.max)).contains(queued) else {
+            throw DecodingError.dataCorruptedError(forKey: .q, in: c, debugDescription: "channel queue \(queued) out of range (0 to \(Int32.max))")
+        }
         self.init(subchannels: subchannels, backends: backends,
-                  unassigned: try c.decodeIfPresent(RPCDelta.self, forKey: .u) ?? RPCDelta(), channelQueued: try c.decodeIfPresent(Int.self, forKey: .q) ?? 0)
+                  unassigned: try c.decodeIfPresent(RPCDelta.self, forKey: .u) ?? RPCDelta(), channelQueued: queued)
     }
 }
 

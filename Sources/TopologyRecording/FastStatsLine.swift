@@ -152,7 +152,8 @@ enum FastStatsLine {
                     if !eat(UInt8(ascii: "]")) {
                         repeat {
                             guard eat(UInt8(ascii: "[")), let id = int(), eat(UInt8(ascii: ",")), let streams = int(), eat(UInt8(ascii: ",")),
-                                  let q = int(), eat(UInt8(ascii: ",")) else { return nil }
+                                  let q = int(), eat(UInt8(ascii: ",")),
+                                  (0...Int(Int32.max)).contains(streams), (0...Int(Int32.max)).contains(q) else { return nil }
                             if peek() == UInt8(ascii: "[") {
                                 guard let d = delta() else { return nil }
                                 list.append((id, streams, q, d, 0))
@@ -169,7 +170,7 @@ enum FastStatsLine {
                     guard unassigned == nil, let d = delta() else { return nil }
                     unassigned = d
                 case Self.packed("q"):
-                    guard queued == nil, let v = int() else { return nil }
+                    guard queued == nil, let v = int(), (0...Int(Int32.max)).contains(v) else { return nil }
                     queued = v
                 default:
                     return nil
@@ -224,7 +225,8 @@ enum FastStatsLine {
                     guard eat(UInt8(ascii: "]")) else { return nil }
                 }
             }
-            return eat(UInt8(ascii: "]")) ? d : nil
+            // Out of range: JSONDecoder reads it again and says what is wrong.
+            return eat(UInt8(ascii: "]")) && d.problem == nil ? d : nil
         }
     }
 }

@@ -15,7 +15,15 @@ enum IndexRecovery {
     struct Result {
         var index: RecordingIndex
         /// The file ends inside a line (or, gzip, inside a member): a recorder killed mid-write.
+        /// Also set when the pass stopped at something no recorder writes (a line longer than
+        /// any recording line, a run of lines without an event).
         var truncated: Bool
+        /// Where the readable part ends (the file's size, unless the pass stopped early).
+        var end: Int64
+        /// Set when the first line is not a recording header: nothing to replay.
+        var notARecording: String?
+        /// Set when the pass stopped at a line no recorder writes: `LINE: what`.
+        var damaged: String?
     }
 
     static func scan(fd: Int32, size: Int64, compressed: Bool) -> Result? {
@@ -23,12 +31,12 @@ enum IndexRecovery {
         let chunk = 1 << 20
         var offset: Int64 = 0
         if !compressed {
-            while offset < size {
+            while offset < size && s.stopped == nil {
                 guard let data = ReplaySource.pread(fd, offset..<min(size, offset + Int64(chunk))), !data.isEmpty else { return nil }
                 data.withUnsafeBytes { s.feed($0.bindMemory(to: UInt8.self), plainBase: offset, memberStart: nil) }
                 offset += Int64(data.count)
             }
-            return Result(index: s.finish(), truncated: !s.carry.isEmpty)
+            return s.result(truncated: !s.carry.isEmpty, size: size)
         }
         var strm = z_stream()
         guard inflateInit2_(&strm, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return nil }
@@ -54,6 +62,7 @@ enum IndexRecovery {
                         produced = b.count - Int(strm.avail_out)
                         return rc
                     }
+                    if s.stopped != nil { return true }
                     if produced > 0 {
                         midMember = true
                         // Only a line that begins a member can start a segment.
@@ -80,7 +89,7 @@ enum IndexRecovery {
             }
             if stop { break reading }
         }
-        return Result(index: s.finish(), truncated: damaged || midMember || !s.carry.isEmpty)
+        return s.result(truncated: damaged || midMember || !s.carry.isEmpty, size: size)
     }
 
     /// Splits the text into lines and notes what the index needs.
@@ -94,14 +103,26 @@ enum IndexRecovery {
 
         /// `plainBase`: the file offset of `bytes` (plain text: any line may start a segment).
         /// `memberStart`: for gzip text, the offset of the member a line beginning at `bytes[0]` starts.
+        /// Why the pass stopped early: at a line that cannot be a recording's.
+        enum Stop { case notARecording(String), damaged(String) }
+        var stopped: Stop?
+        /// Lines in a row without an event (empty, or no time): a file of newlines.
+        var withoutEvent = 0
+
         mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, plainBase: Int64?, memberStart: Int64?) {
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            guard let base = bytes.baseAddress, !bytes.isEmpty, stopped == nil else { return }
             var i = 0
-            while i < bytes.count {
+            while i < bytes.count && stopped == nil {
                 let lineStart: Int64? = plainBase.map { $0 + Int64(i) } ?? (i == 0 ? memberStart : nil)
                 guard let hit = memchr(base + i, 0x0A, bytes.count - i) else {
                     if carry.isEmpty { carryStart = lineStart }
                     carry.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[i...]))
+                    let limit = lines == 0 ? RecordingCodec.maxHeaderBytes : RecordingCodec.maxLineBytes
+                    if carry.count > limit {
+                        stopped = lines == 0 ? .notARecording("its first line is longer than a header can be")
+                            : .damaged("\(lines + 1): a line longer than \(RecordingCodec.maxLineBytes >> 20) MiB: not a recording line")
+                        carry.removeAll()
+                    }
                     return
                 }
                 let nl = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(hit))
@@ -119,14 +140,32 @@ enum IndexRecovery {
 
         mutating func line(_ l: UnsafeBufferPointer<UInt8>, start: Int64?) {
             lines += 1
-            guard lines > 1 else { return }  // the header
+            guard lines > 1 else {
+                // The header: without it this is not a recording, and nothing more is read.
+                if l.count > RecordingCodec.maxHeaderBytes || Self.find(Self.formatName, in: l) == nil {
+                    stopped = .notARecording("its first line is not a grpctop-recording header")
+                }
+                return
+            }
+            if l.count > RecordingCodec.maxLineBytes {
+                stopped = .damaged("\(lines): a line longer than \(RecordingCodec.maxLineBytes >> 20) MiB: not a recording line")
+                return
+            }
             if RecordingCodec.isKeyframe(l), let t = Self.leadingTime(l) {
+                withoutEvent = 0
                 if let start, start > 0 {
                     awaiting.append((RecordingIndex.Keyframe(at: t, offset: start, line: lines, from: t), TrafficSeries.recentTicks))
                 }
                 return
             }
-            guard let t = Self.trailingTime(l) else { return }
+            guard let t = Self.trailingTime(l) else {
+                withoutEvent += 1
+                if withoutEvent >= RecordingCodec.maxLinesWithoutEvent {
+                    stopped = .damaged("\(lines): \(withoutEvent) lines in a row without an event: not a recording")
+                }
+                return
+            }
+            withoutEvent = 0
             index.duration = max(index.duration, t)
             if l.starts(with: Self.statsPrefix) {
                 if awaiting.isEmpty { return }
@@ -146,6 +185,28 @@ enum IndexRecovery {
 
         /// The index as far as the file goes (keyframes that never got their ticks are left out).
         func finish() -> RecordingIndex { index }
+
+        func result(truncated: Bool, size: Int64) -> Result {
+            switch stopped {
+            case .notARecording(let why)?:
+                return Result(index: index, truncated: true, end: 0, notARecording: why, damaged: nil)
+            case .damaged(let why)?:
+                return Result(index: index, truncated: false, end: size, notARecording: nil, damaged: why)
+            case nil:
+                return Result(index: index, truncated: truncated, end: size, notARecording: nil, damaged: nil)
+            }
+        }
+
+        static let formatName = Array(#""grpctop-recording""#.utf8)
+        static func find(_ needle: [UInt8], in hay: UnsafeBufferPointer<UInt8>) -> Int? {
+            guard hay.count >= needle.count, let first = needle.first else { return nil }
+            var i = 0
+            while i + needle.count <= hay.count {
+                if hay[i] == first && hay[i..<i + needle.count].elementsEqual(needle) { return i }
+                i += 1
+            }
+            return nil
+        }
 
         static let statsPrefix = Array(#"{"e":{"stats":"#.utf8)
         static let markerPrefix = Array(#"{"e":{"marker":"#.utf8)

@@ -122,6 +122,15 @@ enum RecordingCodec {
         return line[i...].starts(with: keyframeMarker)
     }
     static let timePrefix = Data(#"{"t":"#.utf8)
+
+    /// The longest line a reader accepts: a keyframe of 5,000 endpoints is a few MB.
+    static let maxLineBytes = 64 << 20
+    /// The longest header line (the first line: it decides whether this is a recording at all).
+    static let maxHeaderBytes = 1 << 20
+    /// The most lines in a row that carry no event before a reader stops (a file of newlines).
+    static let maxLinesWithoutEvent = 1_000
+    /// The most text one segment (or a recording read whole) may inflate to.
+    static let maxSegmentBytes = 128 << 20
 }
 
 /// The last line of a closed recording: where each keyframe starts, the markers and the length.
@@ -162,6 +171,11 @@ public struct RecordingIndex: Codable, Sendable, Equatable {
     public var duration: Millis = 0
     /// Whether a live `--batch` run printed snapshots (`{"snapshot":true}` lines).
     public var snapshots = false
+    /// Where the index line starts: the file's size before it. A reader checks it (and what
+    /// each keyframe offset points at) against the file, so a file whose bytes moved — a `.gz`
+    /// recording gunzipped, an edited one — gets its index rebuilt instead of trusted. Absent in
+    /// recordings made before it existed.
+    public var bytes: Int64?
     public init() {}
 }
 

@@ -210,8 +210,9 @@ public final class RecordingWriter: @unchecked Sendable {
         io.withLock {
             guard !closed else { return }
             closed = true
-            if failure == nil, let line = try? RecordingCodec.encodeIndex(index), startSegment() != nil {
-                write(line + Data("\n".utf8))
+            if failure == nil, let at = startSegment() {
+                index.bytes = at
+                if let line = try? RecordingCodec.encodeIndex(index) { write(line + Data("\n".utf8)) }
             }
             if let gz { gzclose(gz) }
             gz = nil
@@ -244,13 +245,23 @@ public struct Recording: Sendable {
             throw RecordingError("\(path): no such file")
         }
         guard !isDir.boolValue else { throw RecordingError("\(path) is a directory, not a recording") }
+        let limit = RecordingCodec.maxSegmentBytes
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int), size > limit {
+            throw RecordingError("\(path): \(size / (1 << 20)) MiB and no usable index: too large to read whole (at most \(limit >> 20) MiB)")
+        }
         guard let raw = FileManager.default.contents(atPath: path) else { throw RecordingError("\(path): cannot read it") }
-        let data = raw.starts(with: [0x1f, 0x8b]) ? gunzip(path) : raw
-        return try parse(data, name: path, version: version)
+        if raw.starts(with: [0x1f, 0x8b]) {
+            guard let data = gunzip(path, limit: limit) else {
+                throw RecordingError("\(path): inflates to more than \(limit >> 20) MiB without a usable index: not read")
+            }
+            return try parse(data, name: path, version: version)
+        }
+        return try parse(raw, name: path, version: version)
     }
 
-    /// Everything a possibly truncated gzip file decompresses to.
-    static func gunzip(_ path: String) -> Data {
+    /// Everything a possibly truncated gzip file decompresses to; nil past `limit` bytes (a
+    /// small file can inflate to gigabytes).
+    static func gunzip(_ path: String, limit: Int) -> Data? {
         guard let f = gzopen(path, "rb") else { return Data() }
         defer { gzclose(f) }
         var out = Data()
@@ -259,6 +270,7 @@ public struct Recording: Sendable {
             let n = buf.withUnsafeMutableBytes { gzread(f, $0.baseAddress, UInt32($0.count)) }
             if n <= 0 { break }
             out.append(contentsOf: buf[0..<Int(n)])
+            if out.count > limit { return nil }
         }
         return out
     }
@@ -266,6 +278,12 @@ public struct Recording: Sendable {
     /// Parses recording text; never crashes, whatever the bytes.
     public static func parse(_ data: Data, name: String, version: String) throws(RecordingError) -> Recording {
         guard !data.isEmpty else { throw RecordingError("\(name) is empty: not a grpctop recording (make one with grpctop watch --record FILE)") }
+        // The first line decides: a header, or not a recording (without splitting the rest).
+        let firstLineEnd = data.prefix(RecordingCodec.maxHeaderBytes + 1).firstIndex(of: 0x0A) ?? min(data.endIndex, data.startIndex + RecordingCodec.maxHeaderBytes + 1)
+        guard firstLineEnd - data.startIndex <= RecordingCodec.maxHeaderBytes else {
+            throw RecordingError("\(name) is not a grpctop recording (its first line is longer than a header can be)")
+        }
+        _ = try parseHeader(data[data.startIndex..<firstLineEnd], name: name, version: version, decoder: RecordingCodec.decoder())
         var (lineStarts, truncated) = lineRanges(data, from: data.startIndex)
         if lineStarts.isEmpty { lineStarts.append((data.startIndex, data.endIndex)) }
         let decoder = RecordingCodec.decoder()
@@ -303,11 +321,23 @@ public struct Recording: Sendable {
         var lines: [RecordedLine] = []
         lines.reserveCapacity(ranges.underestimatedCount)
         var last = after
+        var withoutEvent = 0
         for (i, (a, b)) in ranges.enumerated() {
             let bytes = data[a..<b]
             let number = firstLine + i
+            if bytes.count > RecordingCodec.maxLineBytes {
+                return (lines, RecordingError("\(name):\(number): a line of \(bytes.count >> 20) MiB (at most \(RecordingCodec.maxLineBytes >> 20) MiB): not a recording line"))
+            }
+            if bytes.isEmpty {
+                withoutEvent += 1
+                if withoutEvent >= RecordingCodec.maxLinesWithoutEvent {
+                    return (lines, RecordingError("\(name):\(number): \(withoutEvent) lines in a row without an event: not a recording"))
+                }
+                continue
+            }
+            withoutEvent = 0
             // Keyframes and the index only speed up seeking: reading lines passes over them.
-            if bytes.isEmpty || RecordingCodec.isKeyframe(bytes) || bytes.starts(with: RecordingCodec.indexPrefix) { continue }
+            if RecordingCodec.isKeyframe(bytes) || bytes.starts(with: RecordingCodec.indexPrefix) { continue }
             let line: RecordingCodec.EventLine
             if let fast = FastStatsLine.decode(bytes) {
                 line = RecordingCodec.EventLine(t: fast.at, e: fast.event, snapshot: nil)
@@ -333,6 +363,8 @@ public struct Recording: Sendable {
 
     /// The (start, end) byte ranges of the complete lines of `data` from `start`, and whether
     /// it ends inside a line.
+    /// Stops after `RecordingCodec.maxLinesWithoutEvent` empty lines in a row (they are kept, so
+    /// the reader reports where): a file of newlines must not become a billion ranges.
     static func lineRanges(_ data: Data, from start: Int) -> (ranges: [(Int, Int)], truncated: Bool) {
         guard start < data.endIndex else { return ([], false) }
         return data[start...].withUnsafeBytes { raw -> ([(Int, Int)], Bool) in
@@ -340,10 +372,13 @@ public struct Recording: Sendable {
             var out: [(Int, Int)] = []
             guard let base = raw.baseAddress else { return (out, false) }
             var off = 0
+            var empty = 0
             while off < raw.count {
                 guard let hit = memchr(base + off, 0x0A, raw.count - off) else { return (out, true) }
                 let nl = base.distance(to: UnsafeRawPointer(hit))
                 out.append((start + off, start + nl))
+                empty = nl == off ? empty + 1 : 0
+                if empty >= RecordingCodec.maxLinesWithoutEvent { return (out, false) }
                 off = nl + 1
             }
             return (out, false)

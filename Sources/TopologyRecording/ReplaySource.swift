@@ -166,7 +166,10 @@ public final class ReplaySource: @unchecked Sendable {
             }
             let text: Data
             if compressed {
-                let (out, complete) = Self.inflate(raw)
+                let (out, complete) = Self.inflate(raw, limit: RecordingCodec.maxSegmentBytes)
+                if out.count > RecordingCodec.maxSegmentBytes {
+                    return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): this segment inflates to more than \(RecordingCodec.maxSegmentBytes >> 20) MiB: not a recording's"))
+                }
                 // A rebuilt index's last segment may end inside a gzip member (a killed recorder).
                 guard complete || (indexRebuilt && i == ranges.count - 1) else { return cut(at: i, lines: [], error: RecordingError("\(name):\(lineNumbers[i]): the gzip data of this segment is damaged")) }
                 text = out
@@ -233,13 +236,25 @@ public final class ReplaySource: @unchecked Sendable {
         let size = Int64(st.st_size)
         let compressed = magic == Data([0x1f, 0x8b])
         var rebuilt = false, truncated = false
+        var damaged: RecordingError?
         let index: RecordingIndex, indexOffset: Int64
-        if let (found, at) = findIndex(fd: fd, size: size, compressed: compressed), validate(found, indexOffset: at) {
+        if let (found, at) = findIndex(fd: fd, size: size, compressed: compressed), validate(found, indexOffset: at),
+           matchesFile(found, indexOffset: at, fd: fd, compressed: compressed) {
             (index, indexOffset) = (found, at)
-        } else if let r = IndexRecovery.scan(fd: fd, size: size, compressed: compressed), validate(r.index, indexOffset: size) {
-            // No index: a recorder that was killed. Rebuilt by one pass over the file.
-            (index, indexOffset) = (r.index, size)
+        } else if let r = IndexRecovery.scan(fd: fd, size: size, compressed: compressed) {
+            if let why = r.notARecording {
+                close(fd)
+                throw RecordingError("\(path) is not a grpctop recording (\(why))")
+            }
+            guard validate(r.index, indexOffset: size) else {
+                close(fd)
+                return nil
+            }
+            // No index (a recorder that was killed), or one that does not match the file's
+            // bytes (a gunzipped or edited file): rebuilt by one pass over the file.
+            (index, indexOffset) = (r.index, r.end)
             (rebuilt, truncated) = (true, r.truncated)
+            damaged = r.damaged.map { RecordingError("\(path):\($0)") }
         } else {
             close(fd)
             return nil
@@ -251,7 +266,7 @@ public final class ReplaySource: @unchecked Sendable {
             close(fd)
             throw RecordingError("\(path): cannot read it (\(String(cString: strerror(errno))))")
         }
-        let text = compressed ? inflate(raw).0 : raw
+        let text = compressed ? inflate(raw, limit: RecordingCodec.maxSegmentBytes).0 : raw
         let (lineRanges, _) = Recording.lineRanges(text, from: text.startIndex)
         guard let h = lineRanges.first else {
             close(fd)
@@ -268,8 +283,17 @@ public final class ReplaySource: @unchecked Sendable {
             close(fd)
             throw RecordingError("\(path):2: the recording does not start with the session (its first event must be sessionStarted)")
         }
-        return ReplaySource(name: path, header: header, index: index, fd: fd, compressed: compressed, ranges: ranges,
-                            first: Segment(keyframe: nil, lines: lines), stopped: stopped, rebuilt: rebuilt, truncated: truncated)
+        let source = ReplaySource(name: path, header: header, index: index, fd: fd, compressed: compressed, ranges: ranges,
+                                  first: Segment(keyframe: nil, lines: lines), stopped: stopped, rebuilt: rebuilt, truncated: truncated)
+        if let damaged { source.stopAtTheEnd(damaged) }
+        return source
+    }
+
+    /// The pass that rebuilt the index stopped at a line no recorder writes: what comes before
+    /// replays, and the replay says where it stops (the segments find the same line, or stop
+    /// at their size limit before it).
+    private func stopAtTheEnd(_ error: RecordingError) {
+        lock.withLock { if _stoppedAt == nil { _stoppedAt = error } }
     }
 
     /// Keyframes in order, inside the file, before the index.
@@ -280,6 +304,23 @@ public final class ReplaySource: @unchecked Sendable {
             (lastOffset, lastAt, lastLine, lastFrom) = (k.offset, k.at, k.line, k.from)
         }
         return index.duration >= lastFrom
+    }
+
+    /// Whether an index describes this file's bytes: it starts where it says the file ended
+    /// (`bytes`, when the recorder wrote it), and every keyframe offset points at a gzip member
+    /// (gzip) or at that keyframe's own line (plain). A `.gz` recording that was gunzipped keeps
+    /// its index line with the compressed offsets: this tells, and the index is rebuilt.
+    static func matchesFile(_ index: RecordingIndex, indexOffset: Int64, fd: Int32, compressed: Bool) -> Bool {
+        if let bytes = index.bytes, bytes != indexOffset { return false }
+        for k in index.keyframes {
+            if compressed {
+                guard let magic = pread(fd, k.offset..<k.offset + 3), magic == Data([0x1f, 0x8b, 0x08]) else { return false }
+            } else {
+                let expected = Data(#"{"t":\#(k.at)"#.utf8) + RecordingCodec.keyframeMarker
+                guard let head = pread(fd, k.offset..<k.offset + Int64(expected.count)), head == expected else { return false }
+            }
+        }
+        return true
     }
 
     /// The index line at the end of the file, and where it starts.
@@ -302,7 +343,7 @@ public final class ReplaySource: @unchecked Sendable {
                     i -= 1
                     guard data[i] == magic[0], data[i + 1] == magic[1], data[i + 2] == magic[2] else { continue }
                     tries += 1
-                    let (out, complete) = inflate(data[i...])
+                    let (out, complete) = inflate(data[i...], limit: 16 << 20)
                     guard complete, out.last == 0x0A, out.dropLast().firstIndex(of: 0x0A) == nil else { continue }
                     if let index = decode(Data(out.dropLast())) { return (index, start + Int64(i - data.startIndex)) }
                 }
@@ -338,8 +379,9 @@ public final class ReplaySource: @unchecked Sendable {
     }
 
     /// Decompresses one or more whole gzip members; `complete` is false when the data ends
-    /// inside a member or is not gzip.
-    static func inflate(_ input: Data.SubSequence) -> (Data, complete: Bool) {
+    /// inside a member, is not gzip, or inflates past `limit` bytes (then it stops there: a few
+    /// MB of gzip can inflate to gigabytes).
+    static func inflate(_ input: Data.SubSequence, limit: Int) -> (Data, complete: Bool) {
         var out = Data()
         guard !input.isEmpty else { return (out, false) }
         var strm = z_stream()
@@ -358,6 +400,7 @@ public final class ReplaySource: @unchecked Sendable {
                     out.append(b.baseAddress!, count: b.count - Int(strm.avail_out))
                     return rc
                 }
+                if out.count > limit { return (out, false) }
                 switch rc {
                 case Z_STREAM_END:
                     if strm.avail_in == 0 { return (out, true) }

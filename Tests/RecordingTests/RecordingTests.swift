@@ -373,6 +373,36 @@ struct ReplayPlayerTests {
         #expect(opened > 50)
     }
 
+    /// A `.gz` recording gunzipped keeps an index whose offsets are the compressed file's, and
+    /// an edited plain one has lines moved: the index is checked against the bytes (its `bytes`,
+    /// what each keyframe offset points at) and rebuilt, so every seek still lands right.
+    @Test func anIndexThatDoesNotMatchTheFileIsRebuilt() throws {
+        let events = scriptedEvents(ticks: 90)
+        let gz = tempPath("moved.jsonl.gz"), plain = tempPath("plain.jsonl")
+        try write(events, to: gz, keyframeEveryMs: 700)
+        try write(events, to: plain, keyframeEveryMs: 700)
+        let gunzipped = tempPath("gunzipped.jsonl")
+        try #require(Recording.gunzip(gz, limit: 1 << 30)).write(to: URL(fileURLWithPath: gunzipped))
+        // Edited: a space inside the header line moves every offset by one.
+        var edited = try #require(FileManager.default.contents(atPath: plain))
+        edited.insert(UInt8(ascii: " "), at: 1)
+        let editedPath = tempPath("edited.jsonl")
+        try edited.write(to: URL(fileURLWithPath: editedPath))
+        let reference = try ReplaySource.open(path: plain, version: "0.1.0")
+        #expect(reference.indexed && !reference.indexRebuilt && reference.segmentStarts.count >= 15)
+        for path in [gunzipped, editedPath] {
+            let source = try ReplaySource.open(path: path, version: "0.1.0")
+            #expect(source.indexRebuilt && source.stoppedAt == nil, "\(path)")
+            #expect(source.segmentStarts == reference.segmentStarts && source.duration == reference.duration)
+            var p = ReplayPlayer(source), q = ReplayPlayer(reference)
+            for t in stride(from: source.duration, through: 0, by: -1_700) {
+                p.seek(to: t)
+                q.seek(to: t)
+                #expect(Snapshot(p.model) == Snapshot(q.model), "seek to \(t) in \(path)")
+            }
+        }
+    }
+
     /// A keyframe holds the whole model but the last 10 s of latency samples: decoded, and
     /// `recentTicks` stats ticks later, it renders and goes on exactly as the original.
     @Test func keyframeRoundTrip() throws {
