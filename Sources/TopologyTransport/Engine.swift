@@ -66,18 +66,6 @@ public struct TLSOptions: Sendable {
     }
 }
 
-/// `grpc-timeout` as PROTOCOL-HTTP2.md writes it: at most 8 digits and a unit, so a long
-/// deadline goes up a unit (m → S → M → H) rather than past 8 digits.
-public func grpcTimeoutHeader(ms: Int64) -> String {
-    let ms = max(1, ms)
-    if ms <= 99_999_999 { return "\(ms)m" }
-    let s = (ms + 999) / 1000
-    if s <= 99_999_999 { return "\(s)S" }
-    let m = (s + 59) / 60
-    if m <= 99_999_999 { return "\(m)M" }
-    return "\(min((m + 59) / 60, 99_999_999))H"
-}
-
 /// The engine: one event loop that owns the model, the subchannels, the picker, the traffic
 /// driver and the statistics collector. Every input becomes an `Event`, stamped and applied to
 /// the `Model` here, one at a time; the effects `apply` returns are carried out right after.

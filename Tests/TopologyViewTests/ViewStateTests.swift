@@ -290,6 +290,9 @@ import TopologyCore
         for c in "1:30" { _ = s.handle(.char(c), rows: rows, model: m) }
         #expect(s.handle(.enter, rows: rows, model: m) == [.replay(.goTo(90_000))] && s.goToText == nil)
         #expect(ViewState.parseTime("1:02:03") == 3_723_000 && ViewState.parseTime("90s") == 90_000 && ViewState.parseTime("1:75") == nil)
+        // The g prompt with ~25 digits trapped converting to Int64 (issue 15).
+        #expect(ViewState.parseTime("9999999999999999999999999") == nil && ViewState.parseTime("99999999999999:00:00") == nil)
+        #expect(ViewState.parseTime("1e300") == nil && ViewState.parseTime("8784:00:00") == DurationText.maxMillis)
     }
 
     @Test func footerShowsTheTimeline() {
