@@ -41,11 +41,14 @@ public struct GRPCStatus: Error, CustomStringConvertible, Sendable, Equatable {
 /// and bidirectional streams, protobuf bytes in and out (framed with gRPC's 5-byte prefix).
 public final class GRPCConnection: @unchecked Sendable {
     public let authority: String
+    /// `https` over TLS, `http` for h2c (etcd's Go server checks it against the connection).
+    public let scheme: String
     private let channel: Channel
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
 
-    private init(authority: String, channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    private init(authority: String, scheme: String, channel: Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
         self.authority = authority
+        self.scheme = scheme
         self.channel = channel
         self.multiplexer = multiplexer
     }
@@ -82,7 +85,7 @@ public final class GRPCConnection: @unchecked Sendable {
         let mux = try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
         }.get()
-        return GRPCConnection(authority: HostPort(host: host, port: port).description, channel: channel, multiplexer: mux)
+        return GRPCConnection(authority: HostPort(host: host, port: port).description, scheme: tls == nil ? "http" : "https", channel: channel, multiplexer: mux)
     }
 
     /// Fires when the connection closes (the server went away, or `close`).
@@ -101,7 +104,7 @@ public final class GRPCConnection: @unchecked Sendable {
             stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(handler) }
         }.get()
         var headers = HPACKHeaders([
-            (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", authority),
+            (":method", "POST"), (":scheme", scheme), (":path", path), (":authority", authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "grpctop"),
         ])
         for (k, v) in metadata { headers.add(name: k, value: v) }
@@ -116,7 +119,7 @@ public final class GRPCConnection: @unchecked Sendable {
             box.set(cont)
             let work = Task { () -> GRPCCall? in
                 do {
-                    let call = try await openCall(path: path, metadata: metadata + [("grpc-timeout", "\(timeoutMs)m")],
+                    let call = try await openCall(path: path, metadata: metadata + [("grpc-timeout", grpcTimeoutHeader(ms: timeoutMs))],
                                                   onMessage: { box.message($0) }, onEnd: { box.end($0) })
                     call.send(request, end: true)
                     return call
@@ -190,6 +193,9 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private let onEnd: @Sendable (GRPCStatus) -> Void
     private var buffer: [UInt8] = []
     private var ended = false
+    /// The largest response message accepted (etcd's own client allows up to 2 GiB; a range of
+    /// thousands of keys stays far below this).
+    static let maxMessageBytes = 64 << 20
 
     init(onMessage: @escaping @Sendable ([UInt8]) -> Void, onEnd: @escaping @Sendable (GRPCStatus) -> Void) {
         self.onMessage = onMessage
@@ -223,6 +229,12 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             var offset = 0
             while buffer.count - offset >= 5 {
                 let len = Int(buffer[offset + 1]) << 24 | Int(buffer[offset + 2]) << 16 | Int(buffer[offset + 3]) << 8 | Int(buffer[offset + 4])
+                // A length over the limit is refused before its bytes are buffered.
+                guard len <= Self.maxMessageBytes else {
+                    buffer.removeAll()
+                    finish(GRPCStatus(code: 8, message: "received a message of \(len) bytes (at most \(Self.maxMessageBytes))"), context)
+                    return
+                }
                 guard buffer.count - offset - 5 >= len else { break }
                 onMessage(Array(buffer[(offset + 5)..<(offset + 5 + len)]))
                 offset += 5 + len

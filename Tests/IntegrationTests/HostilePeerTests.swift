@@ -178,6 +178,18 @@ import Testing
         #expect(o.connections <= 6, "\(o.connections) connections in 3 s")
     }
 
+    /// The etcd client meets the same 4 GiB prefix: refused before buffering, named in the
+    /// resolver's status (it buffered responses without a limit).
+    @Test func theEtcdClientRefusesAHugeMessage() throws {
+        let peer = try Peer("big-prefix")
+        defer { _ = peer.stop() }
+        let run = try WatchRun(["etcd:///svc", "--etcd", "http://127.0.0.1:\(peer.port)", "--batch", "--output", "json",
+                                "--duration", "3s", "--interval", "500ms"])
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let error = run.snapshots.last?.dict("resolver").string("error") ?? ""
+        #expect(error.contains("RESOURCE_EXHAUSTED: received a message of 4294967295 bytes"), "\(error)")
+    }
+
     /// h2c against a TLS port: the reason suggests --tls.
     @Test func plaintextAgainstATLSPortSuggestsTLS() throws {
         let dir = tempDir()
