@@ -157,10 +157,11 @@ struct KubernetesTests {
         for (o, n) in zip(old, new) {
             current[n.name] = endpoint(n, rev: Self.newRev, ready: false)   // surge pod created
             publish()
-            _ = run.waitForSnapshot(timeout: 3) { conditions($0)[self.endpoint(n, rev: Self.newRev).pod!] == "not-ready" }
+            #expect(run.waitForSnapshot(timeout: 3) { conditions($0)[self.endpoint(n, rev: Self.newRev).pod!] == "not-ready" } != nil,
+                    "surge pod \(n.name) never shown not-ready")
             current[n.name] = endpoint(n, rev: Self.newRev)                  // readiness probe passes
             publish()
-            _ = run.waitForSnapshot(timeout: 3) { ready($0) == 3 }
+            #expect(run.waitForSnapshot(timeout: 3) { ready($0) == 3 } != nil, "surge pod \(n.name) never shown ready beside both old ones")
             current[o.name] = endpoint(o, ready: false, serving: true, terminating: true)   // old pod deleted: draining
             publish()
             if let s = run.waitForSnapshot(timeout: 3, { conditions($0)[self.endpoint(o).pod!] == "draining" }) {
@@ -171,7 +172,7 @@ struct KubernetesTests {
             usleep(300_000)
             current[o.name] = nil                                            // endpoints controller drops it
             publish()
-            _ = run.waitForSnapshot(timeout: 3) { conditions($0)[self.endpoint(o).pod!] == nil }
+            #expect(run.waitForSnapshot(timeout: 3) { conditions($0)[self.endpoint(o).pod!] == nil } != nil, "old pod \(o.name) never left")
             o.stop()                                                          // SIGTERM: graceful drain
         }
         #expect(sawDraining && sawBothRevisions)

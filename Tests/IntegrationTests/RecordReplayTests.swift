@@ -30,7 +30,9 @@ struct RecordReplayTests {
         #expect(replay.out.all == live.out.all)
         if output == "json" {
             let summary = try #require(live.summary)
-            #expect((summary["goAways"] as? Int ?? 0) >= 1 && (summary["failed"] as? Int ?? 0) >= 0, "churn happened: \(summary)")
+            #expect((summary["goAways"] as? Int ?? 0) >= 1, "churn happened: \(summary)")
+            // Every RPC is accounted for: ok + failed = total, and most succeeded.
+            #expect(summary.int("ok") + summary.int("failed") == summary.int("total") && summary.int("ok") > summary.int("total") / 2, "\(summary)")
             let names = Set((summary["backends"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
             #expect(names == ["pod-a", "pod-b", "pod-c"])
         }
@@ -47,16 +49,20 @@ struct RecordReplayTests {
         let endpoints = dir + "/endpoints.txt"
         try writeEndpoints(endpoints, [a.address])
         let path = dir + "/killed.jsonl"
-        let live = try WatchRun(["file:" + endpoints, "--rps", "100", "--record", path, "--output", "json"])
-        sleep(4)
+        let live = try WatchRun(["file:" + endpoints, "--rps", "100", "--record", path, "--output", "json", "--interval", "250ms"])
+        // Killed right after a snapshot printed at session time ≥ 5 s: that moment is known.
+        let last = try #require(live.waitForSnapshot(timeout: 15) { $0.double("t") >= 5 })
         kill(live.process.processIdentifier, SIGKILL)
         _ = live.wait()
         a.stop()
+        let shown = last.double("t")
         let replay = try WatchRun([path, "--batch", "--output", "json", "--interval", "1s"], subcommand: "replay")
         #expect(replay.wait() == 0, "\(replay.err.all)")
         let summary = try #require(replay.summary)
-        #expect((summary["seconds"] as? Double ?? 0) >= 2.5, "\(summary)")
-        #expect((summary["total"] as? Int ?? 0) >= 200, "\(summary)")
+        // The recorder writes once a second: at most that second (and the tick being collected,
+        // 250 ms) is lost.
+        #expect(summary.double("seconds") >= shown - 1.25, "recording ends at \(summary.double("seconds")) s, killed after \(shown) s")
+        #expect(summary.int("total") >= Int((shown - 1.25) * 100 * 0.8), "\(summary)")
         #expect(replay.snapshots.count >= 2)
     }
 

@@ -324,7 +324,7 @@ import TopologyCore
 @Suite struct EtcdViewTests {
     /// Registrations with leases: a TTL column, the one about to expire in the warning colour;
     /// resolvers without leases have no such column.
-    @Test func leaseTTLColumn() {
+    @Test func leaseTTLColumn() throws {
         var s = Script(target: "etcd:///services/greeter", resolver: "etcd")
         var eps = (0..<3).map { Script.endpoint($0) }
         for i in eps.indices { eps[i].metadata = ["format": "etcd", "lease": "694d7a3b1c2e\(i)", "ttl": i == 1 ? "2s" : "9s"] }
@@ -332,12 +332,14 @@ import TopologyCore
         let frame = Dashboard.render(model: s.model, state: ViewState(), width: 200, height: 50).grid
         let text = frame.lines.joined(separator: "\n")
         #expect(text.contains("TTL"), "\(text)")
-        let row = frame.lines.firstIndex { $0.contains(eps[1].displayName) && $0.contains("2s") }
-        #expect(row != nil, "\(text)")
-        if let row, let col = frame.lines[row].range(of: " 2s")?.upperBound {
-            let x = frame.lines[row].distance(from: frame.lines[row].startIndex, to: col) - 1
-            #expect(frame[x, row].role == .warning)
-        }
+        let row = try #require(frame.lines.firstIndex { $0.contains(eps[1].displayName) && $0.contains("2s") }, "\(text)")
+        let col = try #require(frame.lines[row].range(of: " 2s")?.upperBound, "no TTL cell in \(frame.lines[row])")
+        let x = frame.lines[row].distance(from: frame.lines[row].startIndex, to: col) - 1
+        #expect(frame[x, row].role == .warning)
+        // The healthy lease's TTL is not in the warning colour.
+        let calm = try #require(frame.lines.firstIndex { $0.contains(eps[0].displayName) && $0.contains("9s") })
+        let calmCol = try #require(frame.lines[calm].range(of: " 9s")?.upperBound)
+        #expect(frame[frame.lines[calm].distance(from: frame.lines[calm].startIndex, to: calmCol) - 1, calm].role != .warning)
         let plain = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
         #expect(!plain.contains(" TTL "))
     }
