@@ -5,6 +5,10 @@ import PackageDescription
 // scripts/build-static sets GRPCTOP_STATIC=1: the system libraries then come from the static
 // archives it puts first on the link path (pkg-config's -L would pick the shared ones).
 let staticBuild = ProcessInfo.processInfo.environment["GRPCTOP_STATIC"] == "1"
+// scripts/fuzz sets GRPCTOP_FUZZ=1: the libFuzzer targets (Fuzz/) are built, with
+// `--sanitize fuzzer --sanitize address`, in their own scratch path. They exist only then, so
+// no other build links an executable without a main, and the binary users run has none of it.
+let fuzzBuild = ProcessInfo.processInfo.environment["GRPCTOP_FUZZ"] == "1"
 
 // Module layout (../shared/DESIGN.md): a pure core (no NIO, no curses) that builds and tests
 // in seconds; NIO only in the transport, the resolvers and the test server; the CLI on top.
@@ -122,3 +126,18 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if fuzzBuild {
+    package.products.append(.executable(name: "grpctop-fuzz", targets: ["grpctop-fuzz"]))
+    package.targets += [
+        // The pure parsers that live in NIO-bound modules (symbolic links to their sources), so
+        // the fuzz build instruments only what it fuzzes.
+        .target(name: "FuzzParsers", dependencies: ["TopologyCore"], path: "Fuzz/Parsers"),
+        .executableTarget(
+            name: "grpctop-fuzz",
+            dependencies: ["TopologyCore", "TopologyRecording", "TopologyView", "FuzzParsers"],
+            path: "Fuzz/Targets",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
+    ]
+}

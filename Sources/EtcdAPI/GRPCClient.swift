@@ -6,22 +6,6 @@ import NIOPosix
 import NIOSSL
 import TopologyCore
 
-/// A protobuf message that could not be decoded.
-public struct ProtoDecodingError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ d: String) { description = d }
-
-    static func bytes(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> [UInt8] {
-        guard let b = f.bytes else { throw ProtoDecodingError("\(name): expected a length-delimited field") }
-        return b
-    }
-
-    static func varint(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> UInt64 {
-        guard let v = f.varint else { throw ProtoDecodingError("\(name): expected a varint") }
-        return v
-    }
-}
-
 /// How a call ended: a gRPC status (0 OK) and its message.
 public struct GRPCStatus: Error, CustomStringConvertible, Sendable, Equatable {
     public var code: Int
@@ -219,8 +203,8 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             if let code = h.headers.first(name: "grpc-status") {
-                let message = h.headers.first(name: "grpc-message").map { $0.removingPercentEncoding ?? $0 } ?? ""
-                finish(GRPCStatus(code: Int(code) ?? 2, message: message), context, endedByServer: h.endStream)
+                let message = h.headers.first(name: "grpc-message").map(GRPCStatusText.message) ?? ""
+                finish(GRPCStatus(code: GRPCStatusText.code(code) ?? 2, message: message), context, endedByServer: h.endStream)
             } else if h.endStream {
                 finish(GRPCStatus(code: 13, message: "the stream ended without a grpc-status"), context, endedByServer: true)
             }

@@ -219,16 +219,7 @@ public final class CursesTerminal {
             default: return nil
             }
         }
-        switch ch {
-        case 3: return .ctrlC
-        case 9: return .tab
-        case 10, 13: return .enter
-        case 27: return .escape
-        case 8, 127: return .backspace
-        default:
-            guard let scalar = Unicode.Scalar(UInt32(ch)) else { return nil }
-            return .char(Character(scalar))
-        }
+        return Key.fromCharacterCode(UInt32(ch))
     }
 
     // MARK: - restore

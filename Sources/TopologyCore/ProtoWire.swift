@@ -143,3 +143,19 @@ public enum RPCKind: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// A protobuf message that could not be decoded.
+public struct ProtoDecodingError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+
+    public static func bytes(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> [UInt8] {
+        guard let b = f.bytes else { throw ProtoDecodingError("\(name): expected a length-delimited field") }
+        return b
+    }
+
+    public static func varint(_ f: (field: Int, varint: UInt64?, bytes: [UInt8]?), _ name: String) throws(ProtoDecodingError) -> UInt64 {
+        guard let v = f.varint else { throw ProtoDecodingError("\(name): expected a varint") }
+        return v
+    }
+}

@@ -246,9 +246,12 @@ public struct Recording: Sendable {
         }
         guard !isDir.boolValue else { throw RecordingError("\(path) is a directory, not a recording") }
         let limit = RecordingCodec.maxSegmentBytes
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int), size > limit {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        if size > limit {
             throw RecordingError("\(path): \(size / (1 << 20)) MiB and no usable index: too large to read whole (at most \(limit >> 20) MiB)")
         }
+        // (Foundation's contents(atPath:) leaks its buffer on an empty file: LeakSanitizer, fuzzing.)
+        if size == 0 { throw RecordingError("\(path) is empty: not a grpctop recording (make one with grpctop watch --record FILE)") }
         guard let raw = FileManager.default.contents(atPath: path) else { throw RecordingError("\(path): cannot read it") }
         if raw.starts(with: [0x1f, 0x8b]) {
             guard let data = gunzip(path, limit: limit) else {

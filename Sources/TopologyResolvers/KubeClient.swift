@@ -129,15 +129,10 @@ final class KubeClient: @unchecked Sendable {
             try Self.check(response.status, body, path: path)
         }
         onOpen()
-        var pending = Data()
+        var splitter = WatchLineSplitter()
         do {
             for try await chunk in response.body {
-                pending.append(contentsOf: chunk.readableBytesView)
-                while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = pending[pending.startIndex..<nl]
-                    pending = Data(pending[(nl + 1)...])
-                    if !line.allSatisfy({ $0 == 32 || $0 == 13 }) { try onLine(Data(line)) }
-                }
+                for line in try splitter.feed(chunk.readableBytesView) { try onLine(line) }
             }
         } catch let e as KubeWatchEvent.DecodeError {
             throw KubeAPIError.malformed(e.description)
@@ -149,7 +144,7 @@ final class KubeClient: @unchecked Sendable {
             if Task.isCancelled { throw CancellationError() }
             throw KubeAPIError.transport("watch cut: " + Self.describe(error, server: config.server))
         }
-        if !pending.isEmpty, !pending.allSatisfy({ $0 == 32 || $0 == 13 }) { try onLine(pending) }
+        if let rest = splitter.finish() { try onLine(rest) }
     }
 
     static func check(_ status: HTTPResponseStatus, _ body: Data, path: String) throws(KubeAPIError) {

@@ -301,3 +301,36 @@ public struct SliceSet: Sendable {
         return Union(endpoints: out, portProblem: problem)
     }
 }
+
+/// Splits a watch response's body (newline-delimited JSON, in whatever chunks HTTP brings) into
+/// lines, without copying what is left each time, and refuses a line longer than `maxLine` (an
+/// EndpointSlice holds at most 1,000 endpoints: far below it) instead of buffering without end.
+public struct WatchLineSplitter: Sendable {
+    public static let maxLine = 16 << 20
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    /// The complete, non-blank lines in `chunk` (with what came before it).
+    public mutating func feed<C: Collection>(_ chunk: C) throws(KubeWatchEvent.DecodeError) -> [Data] where C.Element == UInt8 {
+        pending.append(contentsOf: chunk)
+        var lines: [Data] = []
+        var start = 0
+        while let nl = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            let line = pending[start..<nl]
+            if !line.allSatisfy({ $0 == 32 || $0 == 13 }) { lines.append(Data(line)) }
+            start = nl + 1
+        }
+        if start > 0 { pending.removeFirst(start) }
+        if pending.count > Self.maxLine {
+            pending.removeAll()
+            throw KubeWatchEvent.DecodeError(description: "a watch line longer than \(Self.maxLine >> 20) MiB")
+        }
+        return lines
+    }
+
+    /// What is left when the response ends, if it is a line.
+    public func finish() -> Data? {
+        pending.allSatisfy({ $0 == 32 || $0 == 13 }) ? nil : Data(pending)
+    }
+}

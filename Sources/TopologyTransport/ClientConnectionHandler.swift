@@ -16,13 +16,13 @@ final class RPCCall {
     /// Transparent retries so far (streams refused by GOAWAY or REFUSED_STREAM).
     var retries = 0
     var streamID: Int32 = 0
-    var messagesReceived = 0
     var identity: String?
     var sawHeaders = false
-    // gRPC message framing state of the response body.
-    private var prefixRead = 0
-    private var length: UInt32 = 0
-    private var bodyRemaining = 0
+    /// Counts the response's messages (gRPC framing, TopologyCore's `GRPCMessageFramer`).
+    var framer = GRPCMessageFramer()
+    var messagesReceived: Int { framer.messages }
+    var oversized: UInt32? { framer.oversized }
+    var insideMessage: Bool { framer.insideMessage }
 
     init(id: UInt64, startNanos: UInt64, deadlineNanos: UInt64) {
         self.id = id
@@ -30,43 +30,10 @@ final class RPCCall {
         self.deadlineNanos = deadlineNanos
     }
 
-    /// A response message whose length prefix is over the receive limit (its claimed size).
-    var oversized: UInt32?
-    /// True while a message has started but not all of its bytes have arrived.
-    var insideMessage: Bool { prefixRead > 0 || bodyRemaining > 0 }
-
-    /// Counts complete gRPC messages in a response DATA frame (5-byte prefix + body). A prefix
-    /// that claims more than `limit` bytes sets `oversized` and stops counting: the caller ends
-    /// the RPC with RESOURCE_EXHAUSTED as gRPC does (its default receive limit is 4 MiB), and no
-    /// byte of the body is ever buffered.
+    /// Counts complete gRPC messages in a response DATA frame; a prefix over `limit` sets
+    /// `oversized` (the caller ends the RPC with RESOURCE_EXHAUSTED) and nothing is buffered.
     func consume(_ buffer: ByteBuffer, limit: Int) {
-        var remaining = buffer.readableBytes
-        var index = buffer.readerIndex
-        while remaining > 0 {
-            if bodyRemaining > 0 {
-                let take = min(bodyRemaining, remaining)
-                bodyRemaining -= take
-                remaining -= take
-                index += take
-                if bodyRemaining == 0 { messagesReceived += 1 }
-                continue
-            }
-            let byte = buffer.getInteger(at: index, as: UInt8.self) ?? 0
-            index += 1
-            remaining -= 1
-            if prefixRead > 0 { length = length << 8 | UInt32(byte) }
-            prefixRead += 1
-            if prefixRead == 5 {
-                prefixRead = 0
-                if Int(length) > limit {
-                    oversized = length
-                    return
-                }
-                bodyRemaining = Int(length)
-                length = 0
-                if bodyRemaining == 0 { messagesReceived += 1 }
-            }
-        }
+        buffer.withUnsafeReadableBytes { framer.consume($0, limit: limit) }
     }
 }
 
@@ -526,10 +493,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if !sawHeaders, let status = trailers.status, status != "200" {
             return .status(statusFromHTTP(status), message: "HTTP status \(status)")
         }
-        guard let s = trailers.grpcStatus, let code = Int(s) else {
+        guard let code = GRPCStatusText.code(trailers.grpcStatus) else {
             return .status(2, message: "response without grpc-status")
         }
-        return .status(code, message: trailers.grpcMessage)
+        return .status(code, message: trailers.grpcMessage.map(GRPCStatusText.message))
     }
 
     /// gRPC's mapping of HTTP/2 RST_STREAM codes to statuses (grpc/grpc doc/PROTOCOL-HTTP2.md).
@@ -681,17 +648,5 @@ final class ServerPrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler
         if seen.count >= 9 { context.pipeline.syncOperations.removeHandler(self, promise: nil) }
     }
 
-    /// Nil while the bytes may still be a SETTINGS frame header (length, type 4, flags 0, stream 0).
-    static func verdict(_ b: [UInt8]) -> String? {
-        let http1 = Array("HTTP/".utf8)
-        if b.count >= 1 && Array(http1.prefix(b.count)) == Array(b.prefix(http1.count)) {
-            return b.count >= 4 ? "the server does not speak HTTP/2 (an HTTP/1.1 port?)" : nil
-        }
-        if b.count >= 1 && b[0] == 0x15 { return "the server answered with TLS (a TLS port? try --tls)" }
-        if b.count >= 4 && b[3] != 0x04 { return "the server does not speak HTTP/2 (an HTTP/1.1 port?)" }
-        if b.count >= 9 && (b[4] != 0 || b[5] != 0 || b[6] != 0 || b[7] != 0 || b[8] != 0) {
-            return "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
-        }
-        return nil
-    }
+    static func verdict(_ b: [UInt8]) -> String? { ServerPreface.verdict(b) }
 }

@@ -8,6 +8,24 @@ public enum Key: Hashable, Sendable {
     case resize
 }
 
+extension Key {
+    /// A key read as a character code (what curses' `get_wch` returns when it is not a
+    /// function key): control codes for Ctrl-C, Tab, Enter, Esc and Backspace, any other valid
+    /// scalar as itself, nil for the rest (a surrogate, a code past U+10FFFF).
+    public static func fromCharacterCode(_ ch: UInt32) -> Key? {
+        switch ch {
+        case 3: return .ctrlC
+        case 9: return .tab
+        case 10, 13: return .enter
+        case 27: return .escape
+        case 8, 127: return .backspace
+        default:
+            guard let scalar = Unicode.Scalar(ch) else { return nil }
+            return .char(Character(scalar))
+        }
+    }
+}
+
 /// What a key does. One table (`KeyMap.bindings`) dispatches keys, draws the footer hints and
 /// the help screen, so they cannot disagree (k9s's action map).
 public enum Action: String, Sendable, CaseIterable {

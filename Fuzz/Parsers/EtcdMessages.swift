@@ -1,0 +1,1 @@
+../../Sources/EtcdAPI/EtcdMessages.swift

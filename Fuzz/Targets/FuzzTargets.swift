@@ -1,0 +1,180 @@
+import Foundation
+import FuzzParsers
+import TopologyCore
+import TopologyRecording
+import TopologyView
+
+// libFuzzer entry points for every parser of untrusted input (issue 15). One binary; the target
+// is chosen by GRPCTOP_FUZZ_TARGET (scripts/fuzz sets it). Each target feeds the bytes to the
+// parser as grpctop would receive them and, where the parser produces something, uses it the
+// way grpctop does next (apply, render, seek), so a crash anywhere downstream is found too.
+// Built with `swift build --sanitize fuzzer --sanitize address` (scripts/fuzz), never in the
+// binary users run.
+
+enum FuzzTarget: String, CaseIterable {
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys
+}
+
+let selected: FuzzTarget = {
+    let name = ProcessInfo.processInfo.environment["GRPCTOP_FUZZ_TARGET"] ?? ""
+    guard let t = FuzzTarget(rawValue: name) else {
+        FileHandle.standardError.write(Data("GRPCTOP_FUZZ_TARGET must be one of \(FuzzTarget.allCases.map(\.rawValue))\n".utf8))
+        exit(2)
+    }
+    return t
+}()
+
+let scratch = NSTemporaryDirectory() + "grpctop-fuzz-\(getpid())"
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    switch selected {
+    case .flags: fuzzFlags(bytes)
+    case .recordingText: fuzzRecordingText(bytes)
+    case .recordingFile: fuzzRecordingFile(bytes)
+    case .kube: fuzzKube(bytes)
+    case .etcdValue: fuzzEtcdValue(bytes)
+    case .etcdMessage: fuzzEtcdMessage(bytes)
+    case .grpcResponse: fuzzGRPCResponse(bytes)
+    case .keys: fuzzKeys(bytes)
+    }
+    return 0
+}
+
+/// Targets, durations, sizes and times as typed at a flag or a prompt.
+func fuzzFlags(_ bytes: [UInt8]) {
+    let text = String(decoding: bytes, as: UTF8.self)
+    if case .success(let ms) = DurationText.parse(text) {
+        precondition(ms >= 0 && ms <= DurationText.maxMillis)
+        _ = grpcTimeoutHeader(ms: ms)
+    }
+    _ = ByteSizeText.parse(text)
+    if let t = ViewState.parseTime(text) { precondition(t >= 0 && t <= DurationText.maxMillis) }
+    if let target = try? Target.parse(text) {
+        _ = target.defaultAuthority
+        _ = target.staticAddresses
+    }
+}
+
+/// A whole recording's text (read whole), replayed to the end and rendered.
+func fuzzRecordingText(_ bytes: [UInt8]) {
+    guard let r = try? Recording.parse(Data(bytes), name: "fuzz", version: "0.1.0") else { return }
+    var replayer = Replayer(r)
+    replayer.advance(to: r.duration)
+    _ = Snapshot(replayer.model)
+    _ = Summary(replayer.model)
+    _ = Dashboard.render(model: replayer.model, state: ViewState(), width: 120, height: 40)
+}
+
+/// A recording file (plain or gzip, with or without an index): opened as replay opens it, seeked
+/// about, rendered.
+func fuzzRecordingFile(_ bytes: [UInt8]) {
+    try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    let path = scratch + "/input" + (bytes.starts(with: [0x1f, 0x8b]) ? ".jsonl.gz" : ".jsonl")
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
+    guard let source = try? ReplaySource.open(path: path, version: "0.1.0") else { return }
+    var player = ReplayPlayer(source)
+    for t in [source.duration, source.duration / 2, 0] { player.seek(to: t) }
+    _ = Dashboard.render(model: player.model, state: ViewState(), width: 100, height: 30)
+}
+
+/// A watch stream's bytes (chunked at the first byte's value), each line decoded as an
+/// EndpointSlice or core/v1 Endpoints event, applied to the slice set, the union turned into
+/// a resolver update and applied to the model.
+func fuzzKube(_ bytes: [UInt8]) {
+    guard let first = bytes.first else { return }
+    let chunk = max(1, Int(first))
+    var splitter = WatchLineSplitter()
+    var slices = SliceSet(port: .name("grpc"))
+    var model = Model()
+    var lines: [Data] = []
+    var i = 1
+    while i < bytes.count {
+        guard let more = try? splitter.feed(bytes[i..<min(bytes.count, i + chunk)]) else { return }
+        lines += more
+        i += chunk
+    }
+    if let rest = splitter.finish() { lines.append(rest) }
+    for line in lines {
+        for core in [false, true] {
+            guard let event = try? KubeWatchEvent.decode(line, coreEndpoints: core) else { continue }
+            for slice in event.slices { slices.put(slice) }
+        }
+    }
+    let union = slices.union()
+    _ = model.apply(TimedEvent(at: 1, .resolverUpdated(ResolverResult(endpoints: union.endpoints))))
+}
+
+/// An etcd value under a key (the first line of the input is the key).
+func fuzzEtcdValue(_ bytes: [UInt8]) {
+    let nl = bytes.firstIndex(of: 0x0A) ?? bytes.count
+    let key = String(decoding: bytes[..<nl], as: UTF8.self)
+    let value = Array(bytes[min(bytes.count, nl + 1)...])
+    if case .endpoint(let e, _) = EtcdRegistration.parse(key: key, value: value, prefix: "/services/") {
+        var model = Model()
+        _ = model.apply(TimedEvent(at: 1, .resolverUpdated(ResolverResult(endpoints: [e]))))
+    }
+}
+
+/// etcd's responses as the server sends them (protobuf), each message type.
+func fuzzEtcdMessage(_ bytes: [UInt8]) {
+    _ = try? RangeResponse(serialized: bytes)
+    _ = try? WatchResponse(serialized: bytes)
+    _ = try? LeaseGrantResponse(serialized: bytes)
+    _ = try? LeaseKeepAliveResponse(serialized: bytes)
+    _ = try? LeaseTimeToLiveResponse(serialized: bytes)
+    _ = try? AuthenticateResponse(serialized: bytes)
+    _ = try? PutResponse(serialized: bytes)
+    _ = try? DeleteRangeResponse(serialized: bytes)
+}
+
+/// A server's response: the first bytes of the connection, the body in DATA-frame pieces,
+/// grpc-status and grpc-message.
+func fuzzGRPCResponse(_ bytes: [UInt8]) {
+    _ = ServerPreface.verdict(Array(bytes.prefix(9)))
+    guard bytes.count >= 2 else { return }
+    let piece = max(1, Int(bytes[0]))
+    let limit = Int(bytes[1]) << 8
+    var framer = GRPCMessageFramer()
+    var i = 2
+    bytes.withUnsafeBytes { raw in
+        while i < raw.count {
+            let end = min(raw.count, i + piece)
+            framer.consume(UnsafeRawBufferPointer(rebasing: raw[i..<end]), limit: limit)
+            i = end
+        }
+    }
+    if let o = framer.oversized { precondition(Int(o) > limit) }
+    let text = String(decoding: bytes.dropFirst(2), as: UTF8.self)
+    if let code = GRPCStatusText.code(text) { precondition((0...16).contains(code)) }
+    precondition(GRPCStatusText.message(text).utf8.count <= 4 * 1024)
+}
+
+/// Keys as curses hands them over (4-byte codes), through the view state and its prompts
+/// (filter, go-to-time, marker), over a busy model, rendered after each.
+func fuzzKeys(_ bytes: [UInt8]) {
+    let model = fuzzModel
+    var state = ViewState()
+    var rows = PaneRows(model: model, state: state)
+    var i = 0
+    while i + 4 <= bytes.count {
+        let code = UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+        i += 4
+        let special: [Key] = [.up, .down, .left, .right, .pageUp, .pageDown, .home, .end, .shiftLeft, .shiftRight, .backTab, .resize]
+        let key = code >= 0xFFFF_FF00 ? special[Int(code & 0xFF) % special.count] : Key.fromCharacterCode(code)
+        guard let key else { continue }
+        _ = state.handle(key, rows: rows, model: model)
+        rows = PaneRows(model: model, state: state)
+    }
+    _ = Dashboard.render(model: model, state: state, width: 100, height: 30)
+}
+
+let fuzzModel: Model = {
+    var m = Model()
+    _ = m.apply(TimedEvent(at: 0, .sessionStarted(SessionInfo(target: "fuzz", resolver: "static", policy: .roundRobin, rpc: "x",
+                                                                  identityHeader: nil, traffic: .rate(10), startedAt: 0, host: "h", version: "v"))))
+    let endpoints = (0..<5).map { Endpoint(addresses: [.tcp(host: "10.0.0.\($0)", port: 50051)], hostname: "pod-\($0)") }
+    _ = m.apply(TimedEvent(at: 10, .resolverUpdated(ResolverResult(endpoints: endpoints))))
+    return m
+}()
