@@ -5,8 +5,8 @@ import PackageDescription
 // scripts/build-static sets GRPCTOP_STATIC=1: the system libraries then come from the static
 // archives it puts first on the link path (pkg-config's -L would pick the shared ones).
 let staticBuild = ProcessInfo.processInfo.environment["GRPCTOP_STATIC"] == "1"
-// scripts/fuzz sets GRPCTOP_FUZZ=1: the libFuzzer targets (Fuzz/) are built, with
-// `--sanitize fuzzer --sanitize address`, in their own scratch path. They exist only then, so
+// scripts/fuzz sets GRPCTOP_FUZZ=1: the libFuzzer targets (Fuzz/) are built, with libFuzzer
+// and AddressSanitizer, in their own scratch path. They exist only then, so
 // no other build links an executable without a main, and the binary users run has none of it.
 let fuzzBuild = ProcessInfo.processInfo.environment["GRPCTOP_FUZZ"] == "1"
 
@@ -132,7 +132,7 @@ if fuzzBuild {
     package.targets += [
         // The pure parsers that live in NIO-bound modules (symbolic links to their sources), so
         // the fuzz build instruments only what it fuzzes.
-        .target(name: "FuzzParsers", dependencies: ["TopologyCore"], path: "Fuzz/Parsers"),
+        .target(name: "FuzzParsers", dependencies: ["TopologyCore", "CAres"], path: "Fuzz/Parsers"),
         .executableTarget(
             name: "grpctop-fuzz",
             dependencies: ["TopologyCore", "TopologyRecording", "TopologyView", "FuzzParsers"],

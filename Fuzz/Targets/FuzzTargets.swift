@@ -8,11 +8,11 @@ import TopologyView
 // is chosen by GRPCTOP_FUZZ_TARGET (scripts/fuzz sets it). Each target feeds the bytes to the
 // parser as grpctop would receive them and, where the parser produces something, uses it the
 // way grpctop does next (apply, render, seek), so a crash anywhere downstream is found too.
-// Built with `swift build --sanitize fuzzer --sanitize address` (scripts/fuzz), never in the
+// Built with libFuzzer and AddressSanitizer by scripts/fuzz, never in the
 // binary users run.
 
 enum FuzzTarget: String, CaseIterable {
-    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns
 }
 
 let selected: FuzzTarget = {
@@ -38,6 +38,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .etcdMessage: fuzzEtcdMessage(bytes)
     case .grpcResponse: fuzzGRPCResponse(bytes)
     case .keys: fuzzKeys(bytes)
+    case .dns: fuzzDNS(bytes)
     }
     return 0
 }
@@ -178,3 +179,27 @@ let fuzzModel: Model = {
     _ = m.apply(TimedEvent(at: 10, .resolverUpdated(ResolverResult(endpoints: endpoints))))
     return m
 }()
+
+/// A DNS server's answer as c-ares hands it over (the first byte picks A, AAAA or SRV), read,
+/// turned into endpoints as the DNS resolver does, and applied.
+func fuzzDNS(_ bytes: [UInt8]) {
+    guard let kind = bytes.first else { return }
+    let answer = Array(bytes.dropFirst())
+    var endpoints: [Endpoint] = []
+    switch kind % 3 {
+    case 0:
+        endpoints = DNSReplies.parseA(answer).map { Endpoint(addresses: [.tcp(host: $0.ip, port: 50051)], hostname: "web") }
+    case 1:
+        endpoints = DNSReplies.parseAAAA(answer).map { Endpoint(addresses: [.tcp(host: $0.ip, port: 50051)], hostname: "web") }
+    default:
+        if case .success(let records) = DNSReplies.parseSRV(answer) {
+            endpoints = records.map { r in
+                precondition((0...65535).contains(r.port))
+                return Endpoint(addresses: [.tcp(host: r.target, port: r.port)], hostname: r.target,
+                                metadata: ["srv": "\(r.target):\(r.port) priority \(r.priority) weight \(r.weight)"])
+            }
+        }
+    }
+    var model = Model()
+    _ = model.apply(TimedEvent(at: 1, .resolverUpdated(ResolverResult(endpoints: endpoints))))
+}

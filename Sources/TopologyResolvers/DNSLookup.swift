@@ -3,31 +3,6 @@ import Foundation
 import TopologyCore
 
 /// One address answer (A and AAAA records with their TTLs); `services` gives SRV records.
-public struct DNSAnswer: Sendable, Equatable {
-    public struct Address: Sendable, Equatable {
-        public var ip: String
-        public var ttl: Int
-    }
-    /// One SRV record.
-    public struct Service: Sendable, Equatable {
-        public var target: String
-        public var port: Int
-        public var priority: Int
-        public var weight: Int
-    }
-    public var addresses: [Address] = []
-}
-
-/// Why a lookup failed, worded for the header and the event log.
-public struct DNSError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
-        case nxdomain, noData, servfail, refused, timeout, unreachable, badName, other
-    }
-    public var kind: Kind
-    public var message: String
-    public var description: String { message }
-}
-
 /// Synchronous lookups through c-ares (the resolver gRPC C-core uses), one at a time: the
 /// caller's thread drives the sockets with `ares_getsock` + `poll` + `ares_process_fd`.
 /// Not thread-safe: the DNS resolver calls it from its own serial queue.
@@ -80,7 +55,7 @@ public final class DNSLookup {
                 errors.append(Self.error(q.status, name: name, timeoutMs: timeoutMs))
                 continue
             }
-            answer.addresses += q.type == Int32(ns_t_a.rawValue) ? Self.parseA(q.bytes) : Self.parseAAAA(q.bytes)
+            answer.addresses += q.type == Int32(ns_t_a.rawValue) ? DNSReplies.parseA(q.bytes) : DNSReplies.parseAAAA(q.bytes)
         }
         if !answer.addresses.isEmpty { return answer }
         // No address at all: the most telling error (NXDOMAIN over "no data", etc.).
@@ -94,16 +69,10 @@ public final class DNSLookup {
         let q = Query(type: Int32(ns_t_srv.rawValue))
         run([q], name: name, search: false)
         guard q.status == ARES_SUCCESS else { throw Self.error(q.status, name: name, timeoutMs: timeoutMs) }
-        var reply: UnsafeMutablePointer<ares_srv_reply>?
-        let rc = q.bytes.withUnsafeBufferPointer { ares_parse_srv_reply($0.baseAddress, Int32($0.count), &reply) }
-        guard rc == ARES_SUCCESS else { throw Self.error(rc, name: name, timeoutMs: timeoutMs) }
-        defer { if let reply { ares_free_data(reply) } }
-        var out: [DNSAnswer.Service] = []
-        var p = reply
-        while let r = p {
-            out.append(.init(target: String(cString: r.pointee.host), port: Int(r.pointee.port), priority: Int(r.pointee.priority),
-                             weight: Int(r.pointee.weight)))
-            p = r.pointee.next
+        let out: [DNSAnswer.Service]
+        switch DNSReplies.parseSRV(q.bytes) {
+        case .success(let records): out = records
+        case .failure(let rc): throw Self.error(rc.code, name: name, timeoutMs: timeoutMs)
         }
         if out.isEmpty { throw DNSError(kind: .noData, message: "empty answer for \(name): no SRV records") }
         return out
@@ -169,39 +138,6 @@ public final class DNSLookup {
                 ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD)  // timeouts, retries
             }
         }
-    }
-
-    static func parseA(_ bytes: [UInt8]) -> [DNSAnswer.Address] {
-        parse(bytes, ares_parse_a_reply) { e in (ip: ntop(AF_INET, e.ipaddr, Int(INET_ADDRSTRLEN)), ttl: e.ttl) }
-    }
-
-    static func parseAAAA(_ bytes: [UInt8]) -> [DNSAnswer.Address] {
-        parse(bytes, ares_parse_aaaa_reply) { e in (ip: ntop(AF_INET6, e.ip6addr, Int(INET6_ADDRSTRLEN)), ttl: e.ttl) }
-    }
-
-    /// Runs one of c-ares' `ares_parse_*_reply` functions with room for 4,096 records.
-    private static func parse<Entry>(
-        _ bytes: [UInt8],
-        _ parser: (UnsafePointer<UInt8>?, Int32, UnsafeMutablePointer<UnsafeMutablePointer<hostent>?>?, UnsafeMutablePointer<Entry>?, UnsafeMutablePointer<Int32>?) -> Int32,
-        _ address: (Entry) -> (ip: String, ttl: Int32)
-    ) -> [DNSAnswer.Address] {
-        let capacity = 4096
-        let entries = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
-        defer { entries.deallocate() }
-        var n = Int32(capacity)
-        let rc = bytes.withUnsafeBufferPointer { parser($0.baseAddress, Int32($0.count), nil, entries, &n) }
-        guard rc == ARES_SUCCESS else { return [] }
-        return (0..<Int(n)).map { i in
-            let a = address(entries[i])
-            return .init(ip: a.ip, ttl: Int(a.ttl))
-        }
-    }
-
-    private static func ntop<Addr>(_ family: Int32, _ addr: Addr, _ length: Int) -> String {
-        var addr = addr
-        var buf = [CChar](repeating: 0, count: length)
-        inet_ntop(family, &addr, &buf, socklen_t(length))
-        return String(cString: buf)
     }
 
     static func error(_ status: Int32, name: String, timeoutMs: Int) -> DNSError {
