@@ -102,7 +102,7 @@ final class TmuxSession: @unchecked Sendable {
 
     /// The terminal is given back on every way out: Ctrl-C, SIGTERM and SIGHUP quit cleanly
     /// (summary, exit 0); a fatal signal restores the screen, then dies of that signal.
-    @Test(arguments: [("Ctrl-C", Int32(0)), ("SIGTERM", SIGTERM), ("SIGHUP", SIGHUP), ("SIGSEGV", SIGSEGV)])
+    @Test(arguments: [("Ctrl-C", Int32(0)), ("SIGTERM", SIGTERM), ("SIGHUP", SIGHUP), ("SIGSEGV", SIGSEGV), ("SIGTRAP", SIGTRAP)])
     func terminalRestoredOnEveryExit(name: String, sig: Int32) throws {
         let (fleet, _, command) = try setUp()
         defer { fleet.forEach { $0.stop() } }
@@ -120,8 +120,9 @@ final class TmuxSession: @unchecked Sendable {
             p.waitUntilExit()
         }
         let end = try #require(t.waitFor { $0.contains("EXIT=") }, "\(name): \(t.screen())")
-        if sig == SIGSEGV {
-            #expect(end.contains("EXIT=139"), "\(name): \(end)")
+        if sig == SIGSEGV || sig == SIGTRAP {
+            // Swift's runtime traps are SIGILL on x86_64 and SIGTRAP on arm64: both restore.
+            #expect(end.contains("EXIT=\(128 + sig)"), "\(name): \(end)")
         } else {
             #expect(end.contains("EXIT=0") && end.contains("summary:"), "\(name): \(end)")
         }
@@ -148,6 +149,7 @@ final class TmuxSession: @unchecked Sendable {
     }
 
     func minimalTerminal(name: String, env: String, ascii: Bool) throws {
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? [])
         let empty = tempDir()
         let wrap: (String) -> String = name == "no terminfo"
             ? { "unshare -m sh -c 'for d in /usr/share/terminfo /lib/terminfo /etc/terminfo; do [ -d $d ] && mount --bind \(empty) $d; done; exec \($0)'" }
@@ -157,6 +159,14 @@ final class TmuxSession: @unchecked Sendable {
         let t = try TmuxSession(width: 100, height: 30, command: command)
         let screen = t.waitFor(colors: true) { $0.contains("READY") && $0.contains("Traffic per pod") }
         let shown = try #require(screen, "\(name): no dashboard:\n\(t.screen())")
+        let tmp = NSTemporaryDirectory()
+        let privateTerminfoDirs: [(String, UInt32)] = ((try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [])
+            .filter { $0.hasPrefix("grpctop-terminfo-") && !before.contains($0) }
+            .map { name in
+                var st = stat()
+                _ = stat(tmp + "/" + name, &st)
+                return (tmp + "/" + name, UInt32(st.st_mode & 0o777))
+            }
         if ascii {
             #expect(shown.contains("- Endpoints"), "\(name): expected ASCII borders")
             #expect(!shown.contains("─"))
@@ -173,6 +183,16 @@ final class TmuxSession: @unchecked Sendable {
         #expect(end.contains("EXIT=0"), "\(name): \(end)")
         if name == "TERM unset" || name == "TERM=dumb" || name == "no terminfo" {
             #expect(end.contains("embedded xterm-256color"), "\(name): \(end)")
+        }
+        if name == "TERM unset" {
+            // The embedded entry went to a private directory (mkdtemp, 0700), not a name another
+            // user could predict (grpctop-terminfo-PID), and it was removed at exit.
+            #expect(privateTerminfoDirs.count == 1, "\(privateTerminfoDirs)")
+            for (dir, mode) in privateTerminfoDirs {
+                #expect(mode == 0o700, "\(dir): mode \(String(mode, radix: 8))")
+                #expect(Int(dir.split(separator: "-").last ?? "") == nil, "\(dir) is predictable (a PID)")
+                #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) left behind")
+            }
         }
     }
 }
