@@ -90,7 +90,7 @@ import Testing
         #expect(bad.err.all.count == 1 && bad.err.all[0].contains("--scenario 'nope' is not known"))
         let speed = try WatchRun(["--speed", "0", "--batch"], subcommand: "demo")
         #expect(speed.wait() == 2)
-        #expect(speed.err.all.count == 1 && speed.err.all[0].contains("--speed must be between 0 and 100"))
+        #expect(speed.err.all.count == 1 && speed.err.all[0].contains("--speed 0 is out of range (0.01 to 100; 1 is the normal pace)"))
     }
 
     /// The live demo in a real terminal, as the README's first command runs it: rollout first,
