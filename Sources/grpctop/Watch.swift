@@ -171,6 +171,11 @@ struct Watch: ParsableCommand {
             }
         }
 
+        for (flag, names) in [("--keep-header", keepHeaders), ("--redact-header", redactHeaders)] {
+            for n in names where n.isEmpty || !n.lowercased().unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }) {
+                throw UsageFailure("\(flag) '\(n)' is not a metadata key (letters, digits, - _ .), e.g. x-request-id")
+            }
+        }
         var metadata: [(String, String)] = []
         for h in headers {
             guard let colon = h.firstIndex(of: ":"), colon != h.startIndex else {

@@ -138,6 +138,8 @@ import Testing
         (["watch", "127.0.0.1:1", "--authority", "a\r\nb"], "--authority"),
         (["watch", "127.0.0.1:1", "--tls", "--cacert", "/etc/passwd"], "they must be PEM"),
         (["watch", "127.0.0.1:1", "--max-recv-size", "1e9"], "--max-recv-size '1e9'"),
+        (["watch", "127.0.0.1:1", "--keep-header", "x a"], "--keep-header 'x a' is not a metadata key"),
+        (["watch", "127.0.0.1:1", "--redact-header", ""], "--redact-header '' is not a metadata key"),
         (["replay", "x.jsonl", "--from", "1e17"], "--from '1e17' is too long"),
         (["replay", "x.jsonl", "--to", "1e17"], "--to '1e17' is too long"),
         (["replay", "x.jsonl", "--interval", "1e17"], "--interval '1e17' is too long"),
