@@ -379,10 +379,6 @@ public final class Engine: @unchecked Sendable {
         for call in waiting { dispatch(call) }
     }
 
-    private func failChannelQueue(message: String) {
-        while let call = channelQueue.popFirst() { finishUnassigned(call, code: 14, message: message) }
-    }
-
     private func sweepDeadlines() {
         let now = NIODeadline.now().uptimeNanoseconds
         if !channelQueue.isEmpty {
