@@ -269,3 +269,10 @@ func runTool(_ path: String, _ args: [String]) throws -> Int32 {
     waitpid(pid, &status, 0)
     return (status >> 8) & 0xff
 }
+
+/// A process's resident memory now, in kB (/proc/PID/status VmRSS; 0 once it is gone).
+func residentKB(_ pid: pid_t) -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+}

@@ -19,10 +19,7 @@ import Testing
         var done = during == nil
         let end = Date().addingTimeInterval(60)
         while run.process.isRunning && Date() < end {
-            if let text = try? String(contentsOfFile: "/proc/\(run.process.processIdentifier)/status", encoding: .utf8),
-               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) {
-                maxRSS = max(maxRSS, Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0)
-            }
+            maxRSS = max(maxRSS, residentKB(run.process.processIdentifier))
             if !done && Date().timeIntervalSince(started) >= at { done = true; during?() }
             usleep(20_000)
         }

@@ -78,12 +78,6 @@ import Testing
                        summary: summary, reasons: reasons, errors: summary["errors"] as? [String: Int] ?? [:])
     }
 
-    func residentKB(_ pid: pid_t) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-
     func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
 
     /// What every mode must keep: a normal exit, the snapshots on time (the loop is free), a

@@ -10,10 +10,7 @@ import Testing
         var maxRSS = 0
         let end = Date().addingTimeInterval(60)
         while run.process.isRunning && Date() < end {
-            if let text = try? String(contentsOfFile: "/proc/\(run.process.processIdentifier)/status", encoding: .utf8),
-               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) {
-                maxRSS = max(maxRSS, Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0)
-            }
+            maxRSS = max(maxRSS, residentKB(run.process.processIdentifier))
             usleep(20_000)
         }
         let status = run.wait()
@@ -90,7 +87,7 @@ import Testing
         let path = dir + "/r.jsonl"
         try record(path)
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let i = try #require(lines.firstIndex { $0.hasPrefix(#"{"e":{"stats":"#) && $0.contains(#"",["#) })
         for (value, shown) in [("-1", "started is -1"), ("9223372036854775807", "started is 9223372036854775807")] {
             var edited = lines
@@ -106,7 +103,6 @@ import Testing
             #expect(s == 1, "exit \(s)")
             #expect(err.contains { $0.contains(":\(i + 1): not a recording line (a stats counter is out of range: \(shown)") }, "\(err)")
         }
-        lines.removeAll()
     }
 
     /// Every -H value is redacted unless harmless or kept, in every spelling, in the file and in
