@@ -340,14 +340,19 @@ struct DemoRecord: Sendable {
     /// The mark the end of the run is kept under.
     static let final = "final"
 
+    /// RPCs grpctop itself cancelled when it ended the scenario (UNFINISHED) are not the
+    /// story's failures: the demo, not the fleet, cut them short.
     mutating func finish(with m: Model) {
         marks[Self.final] = Self.totals(m)
-        failed = m.channel.total.failed
+        failed = m.channel.total.failed - (m.channel.total.codes[GRPCStatusName.unfinished] ?? 0)
         reconnectReasons = m.reconnectReasons
     }
 
     static func totals(_ m: Model) -> [String: Counts] {
-        m.backends.mapValues { Counts(completed: $0.traffic.total.completed, failed: $0.traffic.total.failed) }
+        m.backends.mapValues {
+            let t = $0.traffic.total
+            return Counts(completed: t.completed - (t.codes[GRPCStatusName.unfinished] ?? 0), failed: t.failed - (t.codes[GRPCStatusName.unfinished] ?? 0))
+        }
     }
 }
 
