@@ -28,6 +28,9 @@ public enum Event: Sendable, Codable, Equatable {
     case resolverStatus([String: String])
     /// Something happened to one subchannel.
     case subchannel(SubchannelID, SubchannelEvent)
+    /// An observed channel's state and subchannels, as its source read them (channelz, a proxy's
+    /// admin API): the model mirrors them, no policy runs.
+    case observedChannel(ObservedChannel)
     /// The statistics collector's periodic tick (every `SessionInfo.tickMs`).
     case stats(StatsTick)
     /// The user (or a demo step) switched the load-balancing policy.
@@ -155,16 +158,4 @@ public enum Effect: Sendable, Equatable {
     case setTraffic(TrafficSetting)
     /// Open a new connection on a READY subchannel; the old one finishes its streams.
     case reconnect(SubchannelID)
-}
-
-/// What the data plane's picker needs: the policy and the READY subchannels, in a stable order.
-public struct PickerSpec: Sendable, Equatable, Codable {
-    public var policy: LBPolicy
-    public var ready: [SubchannelID]
-    public var channelState: ConnectivityState
-    public init(policy: LBPolicy, ready: [SubchannelID], channelState: ConnectivityState) {
-        self.policy = policy
-        self.ready = ready
-        self.channelState = channelState
-    }
 }

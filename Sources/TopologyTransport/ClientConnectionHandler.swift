@@ -157,9 +157,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if closeReason == nil && !settingsReceived && !usesTLS {
-            // Plaintext HTTP/2 to a TLS port: the server drops the connection on our preface.
-            closeReason = "connection closed before the server's HTTP/2 SETTINGS (a TLS port? try --tls)"
+        if closeReason == nil && !settingsReceived {
+            // Plaintext HTTP/2 to a TLS port: the server drops the connection on our preface. An
+            // address that spoke HTTP/2 before is more likely a server going away (a killed pod
+            // whose kernel still accepted the connection).
+            closeReason = "connection closed before the server's HTTP/2 SETTINGS" + tlsHint
         }
         finishClosed(reason: closeReason ?? (streams.isEmpty && (goAwayReceived || draining) ? "connection closed" : "connection reset"))
         context.fireChannelInactive()
@@ -167,6 +169,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Set by the subchannel when the connection runs over TLS.
     var usesTLS = false
+    /// Set by the subchannel when this address has answered with HTTP/2 SETTINGS before.
+    var spokeHTTP2Before = false
+    private var tlsHint: String { usesTLS || spokeHTTP2Before ? "" : " (a TLS port? try --tls)" }
     /// The largest response message accepted (gRPC's default receive limit: 4 MiB).
     var maxReceiveBytes = 4 * 1024 * 1024
 
@@ -176,8 +181,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 closeReason = sniffed.reason
             } else if !settingsReceived && Self.isFramingError(error) {
                 closeReason = "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
-            } else if !settingsReceived && !usesTLS, let io = error as? IOError, io.errnoCode == ECONNRESET {
-                closeReason = "connection reset before the server's HTTP/2 SETTINGS (a TLS port? try --tls)"
+            } else if !settingsReceived, let io = error as? IOError, io.errnoCode == ECONNRESET {
+                closeReason = "connection reset before the server's HTTP/2 SETTINGS" + tlsHint
             } else {
                 closeReason = Self.describe(error)
             }

@@ -67,8 +67,9 @@ public struct TLSOptions: Sendable {
 }
 
 /// The engine: one event loop that owns the model, the subchannels, the picker, the traffic
-/// driver and the statistics collector. Every input becomes an `Event`, stamped and applied to
-/// the `Model` here, one at a time; the effects `apply` returns are carried out right after.
+/// driver and the statistics collector. Every input becomes an `Event`, stamped and queued; the
+/// `Model` applies them one at a time in arrival order, and the effects `apply` returns are carried
+/// out before the next event (`EventPump`).
 ///
 /// ```
 ///  resolver ──submit──┐                       ┌─► observers (batch printer, recorder, UI)
@@ -89,7 +90,7 @@ public final class Engine: @unchecked Sendable {
     private(set) var model = Model()
     private var observers: [(TimedEvent, Model) -> Void] = []
     private var subchannels: [SubchannelID: Subchannel] = [:]
-    private var picker = Picker(spec: PickerSpec(policy: .roundRobin, ready: [], channelState: .idle), randomStart: 0)
+    private var picker = Picker(spec: PickerSpec(node: NoPick(), channelState: .idle), randomStart: 0)
     private var channelQueue = CircularBuffer<RPCCall>()
     private var backendSlots: [String: StatsSlot] = [:]
     private let unassignedSlot = StatsSlot()
@@ -247,13 +248,20 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: - the event loop
 
-    /// Stamps, applies and publishes one event, then carries out its effects. On the loop.
+    /// Stamps one event and queues it; it is applied and published, and its effects carried
+    /// out, after every event before it (`EventPump`: never nested in another event's effects).
+    /// On the loop.
     func emit(_ event: Event) {
-        let timed = TimedEvent(at: nowMs, event)
-        let effects = model.apply(timed)
-        for o in observers { o(timed, model) }
-        for effect in effects { perform(effect) }
+        pump.emit(TimedEvent(at: nowMs, event))
     }
+
+    private lazy var pump = EventPump<TimedEvent, Effect>(
+        apply: { [unowned self] timed in
+            let effects = self.model.apply(timed)
+            for o in self.observers { o(timed, self.model) }
+            return effects
+        },
+        perform: { [unowned self] effect in self.perform(effect) })
 
     private func perform(_ effect: Effect) {
         switch effect {

@@ -150,6 +150,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
             keepaliveTimeout: .milliseconds(engine.config.keepaliveTimeoutMs))
         handler.pendingIdentityHeader = engine.config.identityHeader
         handler.usesTLS = engine.tlsContext != nil
+        handler.spokeHTTP2Before = spokeHTTP2
         handler.maxReceiveBytes = engine.config.maxReceiveBytes
         handler.delegate = self
         let tls = engine.tlsContext
@@ -237,6 +238,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
 
     func connectionReceivedSettings(_ connection: ClientConnectionHandler, maxConcurrentStreams: Int?) {
         guard connection === current else { return }
+        spokeHTTP2 = true
         engine.emit(.subchannel(id, .settingsReceived(maxConcurrentStreams: maxConcurrentStreams)))
         perform(machine.connectionReady(now: engine.nowMs))
         engine.subchannelBecameUsable(self)
@@ -279,6 +281,10 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     func connectionMeasuredRTT(_ connection: ClientConnectionHandler, micros: Int64) {
         engine.emit(.subchannel(id, .pingRTT(micros: micros)))
     }
+
+    /// This address answered with HTTP/2 SETTINGS once: a later connection closed before them is
+    /// a server going away, not a TLS port (the error wording depends on it).
+    private var spokeHTTP2 = false
 
     func connectionClosed(_ connection: ClientConnectionHandler, reason: String) {
         if draining.removeValue(forKey: ObjectIdentifier(connection)) != nil {

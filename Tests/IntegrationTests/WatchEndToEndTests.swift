@@ -65,7 +65,9 @@ import Testing
         #expect(seenAt - killedAt <= 2.25, "TRANSIENT_FAILURE shown \(seenAt - killedAt)s after the kill")
         let tf = after!.rows("subchannels").first { $0.string("endpoint") == victim.address }!
         let reason = tf.string("lastReason")
-        #expect(reason.contains("connection reset") || reason.contains("connection refused"), "reason: \(reason)")
+        // A reconnect may reach the dying process's socket before the kernel closes it.
+        #expect(reason.contains("connection reset") || reason.contains("connection refused") || reason.contains("connection closed before"), "reason: \(reason)")
+        #expect(!reason.contains("TLS"), "an address that served h2c is not called a TLS port: \(reason)")
         #expect(run.wait() == 0)
         let summary = try #require(run.summary)
         for row in summary.rows("backends") {

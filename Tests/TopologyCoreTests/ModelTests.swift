@@ -218,7 +218,7 @@ struct Harness {
         for id in 1...3 { h.state(id, .connecting); h.state(id, .ready) }
         let toPF = h.send(.policyChanged(.pickFirst))
         #expect(h.shutdowns(toPF) == [2, 3])
-        #expect(h.picker == PickerSpec(policy: .pickFirst, ready: [1], channelState: .ready))
+        #expect(h.picker == PickerSpec(node: PickFirst.Pick(1), channelState: .ready))
         let toRR = h.send(.policyChanged(.roundRobin))
         #expect(h.created(toRR) == [4, 5])
         #expect(h.picker?.ready == [1])
@@ -317,20 +317,20 @@ struct Harness {
 
 @Suite struct PickerTests {
     @Test func roundRobinCyclesFromTheStart() {
-        var p = Picker(spec: PickerSpec(policy: .roundRobin, ready: [4, 5, 6], channelState: .ready), randomStart: 1)
+        var p = Picker(spec: PickerSpec(node: RoundRobin.Pick(ready: [4, 5, 6]), channelState: .ready), randomStart: 1)
         let picks = (0..<6).map { _ in p.pick(outstanding: { _ in 0 }, random: { 0 })! }
         #expect(picks == [5, 6, 4, 5, 6, 4])
     }
 
     @Test func leastRequestPrefersTheLessLoaded() {
-        var p = Picker(spec: PickerSpec(policy: .leastRequest, ready: [1, 2], channelState: .ready), randomStart: 0)
+        var p = Picker(spec: PickerSpec(node: LeastRequest.Pick(ready: [1, 2]), channelState: .ready), randomStart: 0)
         var n = 0
         let pick = p.pick(outstanding: { $0 == 1 ? 10 : 1 }, random: { n += 1; return n })  // samples 1 then 2
         #expect(pick == 2)
     }
 
     @Test func emptyPickerReturnsNil() {
-        var p = Picker(spec: PickerSpec(policy: .roundRobin, ready: [], channelState: .connecting), randomStart: 3)
+        var p = Picker(spec: PickerSpec(node: RoundRobin.Pick(ready: []), channelState: .connecting), randomStart: 3)
         #expect(p.pick(outstanding: { _ in 0 }, random: { 0 }) == nil)
     }
 }
