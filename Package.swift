@@ -35,9 +35,19 @@ let package = Package(
         ),
         // The instrumented HTTP/2 subchannel, gRPC framing, traffic driver, engine loop.
         .target(
-            name: "TopologyTransport",
+            name: "GRPCWire",
             dependencies: [
                 "TopologyCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
+            name: "TopologyTransport",
+            dependencies: [
+                "TopologyCore", "GRPCWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -55,7 +65,7 @@ let package = Package(
         .target(
             name: "EtcdAPI",
             dependencies: [
-                "TopologyCore",
+                "TopologyCore", "GRPCWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -88,7 +98,7 @@ let package = Package(
         .target(
             name: "TopologyServer",
             dependencies: [
-                "TopologyCore",
+                "TopologyCore", "GRPCWire",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,14 +120,15 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording", "EtcdAPI",
+                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording", "EtcdAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
-        .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI"]),
+        .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI", "GRPCWire"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
@@ -132,10 +143,10 @@ if fuzzBuild {
     package.targets += [
         // The pure parsers that live in NIO-bound modules (symbolic links to their sources), so
         // the fuzz build instruments only what it fuzzes.
-        .target(name: "FuzzParsers", dependencies: ["TopologyCore", "CAres"], path: "Fuzz/Parsers"),
+        .target(name: "FuzzParsers", dependencies: ["TopologyCore", "GRPCWire", "CAres"], path: "Fuzz/Parsers"),
         .executableTarget(
             name: "grpctop-fuzz",
-            dependencies: ["TopologyCore", "TopologyRecording", "TopologyView", "FuzzParsers"],
+            dependencies: ["TopologyCore", "GRPCWire", "TopologyRecording", "TopologyView", "FuzzParsers"],
             path: "Fuzz/Targets",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),

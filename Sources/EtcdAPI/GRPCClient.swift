@@ -1,4 +1,5 @@
 import Foundation
+import GRPCWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -37,35 +38,17 @@ public final class GRPCConnection: @unchecked Sendable {
         self.multiplexer = multiplexer
     }
 
-    /// etcd's Go gRPC server sends a BDP PING after most responses; NIO's default DoS limit
-    /// (200 control frames in 30 s) would turn a busy connection into errors that stall calls.
-    /// The same limit as the engine's connections (`Engine.http2Connection`).
-    static let connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration = {
-        var c = NIOHTTP2Handler.ConnectionConfiguration()
-        c.controlFrameRateLimit.maximumCount = 100_000
-        return c
-    }()
-
     /// Connects (TCP, TLS when `tls` is set, HTTP/2 prior knowledge) within `timeoutMs`.
     public static func connect(host: String, port: Int, tls: NIOSSLContext?, serverName: String?, timeoutMs: Int64,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> GRPCConnection {
-        let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.milliseconds(timeoutMs))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        let name = serverName ?? host
-                        let sni = IPAddressText.isIPv4(name) || IPAddressText.isIPv6(name) ? nil : name
-                        try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: sni))
-                    }
-                    _ = try sync.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: connectionConfiguration, streamConfiguration: .init()
-                    ) { stream in stream.close() }
-                }
-            }
-        let channel = try await bootstrap.connect(host: host, port: port).get()
+        let sni = HTTP2ClientConnection.serverName(for: serverName ?? host)
+        let channel = try await HTTP2ClientConnection.connect(
+            to: .tcp(host: host, port: port), group: group, timeout: .milliseconds(timeoutMs), tls: tls, serverName: sni
+        ) { sync in
+            _ = try sync.configureHTTP2Pipeline(
+                mode: .client, connectionConfiguration: HTTP2ClientConnection.connectionConfiguration, streamConfiguration: .init()
+            ) { stream in stream.close() }
+        }.get()
         let mux = try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
         }.get()
@@ -157,10 +140,7 @@ public final class GRPCCall: @unchecked Sendable {
 
     /// Sends one request message (framed); `end` half-closes the stream after it.
     public func send(_ message: [UInt8], end: Bool = false) {
-        var buf = stream.allocator.buffer(capacity: message.count + 5)
-        buf.writeInteger(UInt8(0))
-        buf.writeInteger(UInt32(message.count))
-        buf.writeBytes(message)
+        let buf = GRPCFrame.buffer(message, allocator: stream.allocator)
         stream.writeAndFlush(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(buf), endStream: end)), promise: nil)
     }
 
@@ -175,7 +155,7 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let onMessage: @Sendable ([UInt8]) -> Void
     private let onEnd: @Sendable (GRPCStatus) -> Void
-    private var buffer: [UInt8] = []
+    private var reader = GRPCMessageReader(limit: GRPCStreamHandler.maxMessageBytes)
     private var ended = false
     /// The largest response message accepted (etcd's own client allows up to 2 GiB; a range of
     /// thousands of keys stays far below this).
@@ -198,32 +178,26 @@ final class GRPCStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .headers(let h):
-            if let status = h.headers.first(name: ":status"), status != "200" {
+            let fields = GRPCResponseHeaders(h.headers)
+            if let status = fields.status, status != "200" {
                 finish(GRPCStatus(code: GRPCStatus.unavailable, message: "HTTP status \(status)"), context)
                 return
             }
-            if let code = h.headers.first(name: "grpc-status") {
-                let message = h.headers.first(name: "grpc-message").map(GRPCStatusText.message) ?? ""
-                finish(GRPCStatus(code: GRPCStatusText.code(code) ?? 2, message: message), context, endedByServer: h.endStream)
+            if fields.grpcStatus != nil {
+                let (code, message) = fields.outcome(sawHeaders: true)
+                finish(GRPCStatus(code: code, message: message ?? ""), context, endedByServer: h.endStream)
             } else if h.endStream {
                 finish(GRPCStatus(code: 13, message: "the stream ended without a grpc-status"), context, endedByServer: true)
             }
         case .data(let d):
-            if case .byteBuffer(var b) = d.data, let bytes = b.readBytes(length: b.readableBytes) { buffer += bytes }
-            var offset = 0
-            while buffer.count - offset >= 5 {
-                let len = Int(buffer[offset + 1]) << 24 | Int(buffer[offset + 2]) << 16 | Int(buffer[offset + 3]) << 8 | Int(buffer[offset + 4])
-                // A length over the limit is refused before its bytes are buffered.
-                guard len <= Self.maxMessageBytes else {
-                    buffer.removeAll()
-                    finish(GRPCStatus(code: 8, message: "received a message of \(len) bytes (at most \(Self.maxMessageBytes))"), context)
+            if case .byteBuffer(let b) = d.data {
+                do {
+                    for message in try reader.read(b) { onMessage(message) }
+                } catch let e as GRPCMessageReader.TooLarge {
+                    finish(GRPCStatus(code: 8, message: "received a message of \(e.length) bytes (at most \(e.limit))"), context)
                     return
-                }
-                guard buffer.count - offset - 5 >= len else { break }
-                onMessage(Array(buffer[(offset + 5)..<(offset + 5 + len)]))
-                offset += 5 + len
+                } catch {}
             }
-            if offset > 0 { buffer.removeFirst(offset) }
             if d.endStream { finish(GRPCStatus(code: 13, message: "the stream ended without trailers"), context, endedByServer: true) }
         case .rstStream(let code):
             finish(GRPCStatus(code: GRPCStatus.unavailable, message: "stream reset (\(code))"), context)

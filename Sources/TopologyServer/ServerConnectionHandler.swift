@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GRPCWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -278,11 +279,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     static func unframe(_ body: ByteBuffer?) -> [UInt8]? {
-        guard var b = body else { return [] }  // no DATA: an empty message
-        guard let _ = b.readInteger(as: UInt8.self), let len = b.readInteger(as: UInt32.self),
-              let bytes = b.readBytes(length: Int(len))
-        else { return nil }
-        return bytes
+        guard let body else { return [] }  // no DATA: an empty message
+        var reader = GRPCMessageReader(limit: Int(UInt32.max))
+        return (try? reader.read(body))?.first
     }
 
     // MARK: - writing
@@ -297,17 +296,14 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func sendMessage(_ sid: Int32, _ bytes: [UInt8]) {
         guard let context else { return }
-        var buf = context.channel.allocator.buffer(capacity: bytes.count + 5)
-        buf.writeInteger(UInt8(0))
-        buf.writeInteger(UInt32(bytes.count))
-        buf.writeBytes(bytes)
+        let buf = GRPCFrame.buffer(bytes, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(sid), payload: .data(.init(data: .byteBuffer(buf))))), promise: nil)
     }
 
     private func sendTrailers(_ sid: Int32, status: Int, message: String?) {
         guard let context, let s = streams.removeValue(forKey: sid) else { return }
         var t = HPACKHeaders([("grpc-status", "\(status)")])
-        if let message { t.add(name: "grpc-message", value: message) }
+        if let message { t.add(name: "grpc-message", value: GRPCStatusText.encodeMessage(message)) }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(sid), payload: .headers(.init(headers: t, endStream: true)))), promise: nil)
         flush()
         server.count(path: s.path, ok: status == 0)
@@ -319,7 +315,7 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         guard let context, let s = streams.removeValue(forKey: sid) else { return }
         var h = responseHeaders()
         h.add(name: "grpc-status", value: "\(status)")
-        h.add(name: "grpc-message", value: message)
+        h.add(name: "grpc-message", value: GRPCStatusText.encodeMessage(message))
         context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(sid), payload: .headers(.init(headers: h, endStream: true)))), promise: nil)
         flush()
         server.count(path: s.path, ok: status == 0)

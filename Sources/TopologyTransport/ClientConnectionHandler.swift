@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GRPCWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -298,7 +299,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         switch frame.payload {
         case .headers(let h):
             guard let call = streams[sid] else { break }
-            let fields = ResponseFields(h.headers, identityHeader: pendingIdentityHeader)
+            let fields = GRPCResponseHeaders(h.headers, identityHeader: pendingIdentityHeader)
             if call.identity == nil, let v = fields.identity { call.identity = v }
             if h.endStream {
                 streams[sid] = nil
@@ -315,7 +316,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                     streams[sid] = nil
                     context.write(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .rstStream(.cancel))), promise: nil)
                     flushPending = true
-                    delegate?.connection(self, finished: call, outcome: .status(Self.statusFromHTTP(status), message: "HTTP status \(status)"))
+                    delegate?.connection(self, finished: call, outcome: .status(GRPCResponseHeaders.statusFromHTTP(status), message: "HTTP status \(status)"))
                     afterStreamEnded()
                 }
             }
@@ -402,7 +403,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             delegate?.connection(self, finished: call, outcome: .refused)
         }
         if first || !refused.isEmpty {
-            delegate?.connectionReceivedGoAway(self, code: Self.name(code), lastStreamID: Int(lastStreamID), debug: debug)
+            delegate?.connectionReceivedGoAway(self, code: HTTP2ErrorText.name(code), lastStreamID: Int(lastStreamID), debug: debug)
         }
         afterStreamEnded()
     }
@@ -442,76 +443,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     // MARK: - helpers
 
-    static func outcome(_ trailers: ResponseFields, sawHeaders: Bool) -> RPCOutcome {
-        if !sawHeaders, let status = trailers.status, status != "200" {
-            return .status(statusFromHTTP(status), message: "HTTP status \(status)")
-        }
-        guard let code = GRPCStatusText.code(trailers.grpcStatus) else {
-            return .status(2, message: "response without grpc-status")
-        }
-        return .status(code, message: trailers.grpcMessage.map(GRPCStatusText.message))
+    static func outcome(_ trailers: GRPCResponseHeaders, sawHeaders: Bool) -> RPCOutcome {
+        let (code, message) = trailers.outcome(sawHeaders: sawHeaders)
+        return .status(code, message: message)
     }
 
-    /// gRPC's mapping of HTTP/2 RST_STREAM codes to statuses (grpc/grpc doc/PROTOCOL-HTTP2.md).
+    /// gRPC's mapping of HTTP/2 RST_STREAM codes to statuses (`HTTP2ErrorText`).
     static func outcome(rst code: HTTP2ErrorCode) -> RPCOutcome {
-        switch code {
-        case .refusedStream: return .refused
-        case .cancel: return .status(1, message: "stream cancelled by the server")
-        case .enhanceYourCalm: return .status(8, message: "RST_STREAM ENHANCE_YOUR_CALM")
-        case .inadequateSecurity: return .status(7, message: "RST_STREAM INADEQUATE_SECURITY")
-        default: return .status(13, message: "RST_STREAM \(name(code))")
-        }
-    }
-
-    /// gRPC's mapping of HTTP status to grpc-status when the server is not speaking gRPC.
-    static func statusFromHTTP(_ status: String) -> Int {
-        switch status {
-        case "400": 13
-        case "401": 16
-        case "403": 7
-        case "404": 12
-        case "429", "502", "503", "504": 14
-        default: 2
-        }
-    }
-
-    static func name(_ code: HTTP2ErrorCode) -> String {
-        switch code {
-        case .noError: "NO_ERROR"
-        case .protocolError: "PROTOCOL_ERROR"
-        case .internalError: "INTERNAL_ERROR"
-        case .flowControlError: "FLOW_CONTROL_ERROR"
-        case .settingsTimeout: "SETTINGS_TIMEOUT"
-        case .streamClosed: "STREAM_CLOSED"
-        case .frameSizeError: "FRAME_SIZE_ERROR"
-        case .refusedStream: "REFUSED_STREAM"
-        case .cancel: "CANCEL"
-        case .compressionError: "COMPRESSION_ERROR"
-        case .connectError: "CONNECT_ERROR"
-        case .enhanceYourCalm: "ENHANCE_YOUR_CALM"
-        case .inadequateSecurity: "INADEQUATE_SECURITY"
-        case .http11Required: "HTTP_1_1_REQUIRED"
-        default: "0x\(String(code.networkCode, radix: 16))"
-        }
-    }
-}
-
-/// The response headers grpctop reads, found in one pass (HPACK names arrive lower-case).
-struct ResponseFields {
-    var status: String?
-    var grpcStatus: String?
-    var grpcMessage: String?
-    var identity: String?
-
-    init(_ headers: HPACKHeaders, identityHeader: String?) {
-        for (name, value, _) in headers {
-            switch name {
-            case ":status": status = value
-            case "grpc-status": grpcStatus = value
-            case "grpc-message": grpcMessage = value
-            default: if name == identityHeader, identity == nil { identity = value }
-            }
-        }
+        guard let (code, message) = HTTP2ErrorText.status(rst: code) else { return .refused }
+        return .status(code, message: message)
     }
 }
 

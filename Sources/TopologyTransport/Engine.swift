@@ -1,3 +1,4 @@
+import GRPCWire
 import Foundation
 import NIOCore
 import NIOHPACK
@@ -92,8 +93,8 @@ public final class Engine: @unchecked Sendable {
     private var subchannels: [SubchannelID: Subchannel] = [:]
     private var picker = Picker(spec: PickerSpec(node: NoPick(), channelState: .idle), randomStart: 0)
     private var channelQueue = CircularBuffer<RPCCall>()
-    private var backendSlots: [String: StatsSlot] = [:]
-    private let unassignedSlot = StatsSlot()
+    /// Which backend each RPC is credited to (the one place that decides it).
+    let attribution: BackendAttribution
     private var traffic: TrafficSetting
     private var trafficTimer: Scheduled<Void>?
     private var rateBaseNanos: UInt64 = 0
@@ -150,6 +151,7 @@ public final class Engine: @unchecked Sendable {
         self.traffic = config.traffic
         self.startNanos = NIODeadline.now().uptimeNanoseconds
         self.request = Self.makeRequest(config)
+        self.attribution = BackendAttribution(identityHeader: config.identityHeader)
     }
 
     static func makeRequest(_ config: EngineConfig) -> RequestTemplate {
@@ -163,11 +165,7 @@ public final class Engine: @unchecked Sendable {
         headers.add(name: "user-agent", value: "grpctop/\(config.version)")
         headers.add(name: "grpc-timeout", value: grpcTimeoutHeader(ms: config.timeoutMs))
         for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
-        let payload = config.rpc.payload
-        var body = ByteBufferAllocator().buffer(capacity: payload.count + 5)
-        body.writeInteger(UInt8(0))
-        body.writeInteger(UInt32(payload.count))
-        body.writeBytes(payload)
+        let body = GRPCFrame.buffer(config.rpc.payload, allocator: ByteBufferAllocator())
         return RequestTemplate(headers: headers, body: body)
     }
 
@@ -267,7 +265,7 @@ public final class Engine: @unchecked Sendable {
         switch effect {
         case .createSubchannel(let id, let endpoint):
             let sc = Subchannel(id: id, endpoint: endpoint, engine: self)
-            if config.identityHeader == nil { sc.backendSlot = slot(forBackend: endpoint.displayName) }
+            sc.backendSlot = attribution.slot(forSubchannelOf: endpoint)
             subchannels[id] = sc
         case .connect(let id):
             subchannels[id]?.connect()
@@ -286,13 +284,6 @@ public final class Engine: @unchecked Sendable {
         case .reconnect(let id):
             subchannels[id]?.reconnect()
         }
-    }
-
-    private func slot(forBackend name: String) -> StatsSlot {
-        if let s = backendSlots[name] { return s }
-        let s = StatsSlot()
-        backendSlots[name] = s
-        return s
     }
 
     func subchannelBecameUsable(_ sc: Subchannel) {
@@ -318,10 +309,8 @@ public final class Engine: @unchecked Sendable {
             }
             if sc.isFinished { subchannels[id] = nil }
         }
-        for (name, slot) in backendSlots.sorted(by: { $0.key < $1.key }) where slot.isDirty {
-            tick.backends.append(BackendTick(name: name, delta: slot.take()))
-        }
-        tick.unassigned = unassignedSlot.take()
+        tick.backends = attribution.tickRows()
+        tick.unassigned = attribution.unassigned.take()
         tick.channelQueued = channelQueue.count
         emit(.stats(tick))
     }
@@ -423,20 +412,13 @@ public final class Engine: @unchecked Sendable {
         if Self.debug && code != 0 { FileHandle.standardError.write(Data("rpc \(call.id) stream \(call.streamID) on #\(sc.id): \(code) \(message ?? "")\n".utf8)) }
         let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
         sc.stats.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
-        if let header = config.identityHeader {
-            // The backend is known only when its answer names it: count the start then.
-            let backend = slot(forBackend: call.identity ?? "(no \(header))")
-            backend.recordStarted()
-            backend.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
-        } else {
-            sc.backendSlot?.recordFinished(code: code, micros: micros, messages: call.messagesReceived)
-        }
+        attribution.finished(call, on: sc, code: code, micros: micros)
         completed(code: code)
     }
 
     private func finishUnassigned(_ call: RPCCall, code: Int, message: String) {
         let micros = (NIODeadline.now().uptimeNanoseconds - call.startNanos) / 1000
-        unassignedSlot.recordFinished(code: code, micros: micros, messages: 0)
+        attribution.finishedUnassigned(code: code, micros: micros)
         completed(code: code, refill: false)
         // With no READY subchannel a closed loop would spin: this worker waits for the picker
         // to change, or `parkMs`.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GRPCWire
 import NIOCore
 import NIOHTTP2
 import NIOPosix
@@ -35,6 +36,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     /// Active streams and queued RPCs as last reported in a stats tick.
     var reportedGauges = (0, 0)
     /// The backend slot when backends are identified by endpoint.
+    /// Set and read by `BackendAttribution` only.
     var backendSlot: StatsSlot?
     private(set) var isShutDown = false
 
@@ -90,7 +92,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
 
     private func startStream(_ call: RPCCall, on conn: ClientConnectionHandler) {
         stats.recordStarted()
-        backendSlot?.recordStarted()
+        engine.attribution.started(on: self)
         conn.start(call, request: engine.request)
     }
 
@@ -153,31 +155,13 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
         handler.spokeHTTP2Before = spokeHTTP2
         handler.maxReceiveBytes = engine.config.maxReceiveBytes
         handler.delegate = self
-        let tls = engine.tlsContext
         let serverName = engine.config.tlsServerName ?? Self.serverName(for: address)
-        let bootstrap = ClientBootstrap(group: engine.loop)
-            .connectTimeout(.milliseconds(timeoutMs))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                do {
-                    let sync = channel.pipeline.syncOperations
-                    if let tls {
-                        try sync.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                    }
-                    try sync.addHandler(ServerPrefaceSniffer())
-                    try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: Engine.http2Connection, streamConfiguration: Engine.http2Stream))
-                    try sync.addHandler(handler)
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-        let future: EventLoopFuture<Channel>
-        switch address {
-        case .tcp(let host, let port):
-            future = bootstrap.connect(host: host, port: port)
-        case .unix(let path):
-            future = bootstrap.connect(unixDomainSocketPath: path)
+        let future = HTTP2ClientConnection.connect(
+            to: address, group: engine.loop, timeout: .milliseconds(timeoutMs), tls: engine.tlsContext, serverName: serverName
+        ) { sync in
+            try sync.addHandler(ServerPrefaceSniffer())
+            try sync.addHandler(NIOHTTP2Handler(mode: .client, connectionConfiguration: Engine.http2Connection, streamConfiguration: Engine.http2Stream))
+            try sync.addHandler(handler)
         }
         future.whenComplete { [weak self] result in
             guard let self else { return }
@@ -208,7 +192,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     static func serverName(for address: EndpointAddress) -> String? {
         switch address {
         case .tcp(let host, _):
-            return IPAddressText.isIPv4(host) || IPAddressText.isIPv6(host) ? nil : host
+            return HTTP2ClientConnection.serverName(for: host)
         case .unix:
             return nil
         }

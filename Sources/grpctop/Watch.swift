@@ -1,3 +1,4 @@
+import GRPCWire
 import ArgumentParser
 import EtcdAPI
 import Foundation

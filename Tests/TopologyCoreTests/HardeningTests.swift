@@ -18,20 +18,6 @@ import Testing
         }
     }
 
-    /// PROTOCOL-HTTP2.md: TimeoutValue is at most 8 digits; a longer deadline changes unit.
-    @Test func grpcTimeoutFitsEightDigits() {
-        #expect(grpcTimeoutHeader(ms: 10_000) == "10000m")
-        #expect(grpcTimeoutHeader(ms: 0) == "1m")
-        #expect(grpcTimeoutHeader(ms: 99_999_999) == "99999999m")
-        #expect(grpcTimeoutHeader(ms: 100_000_000) == "100000S")
-        #expect(grpcTimeoutHeader(ms: DurationText.maxMillis) == "31622400S")
-        #expect(grpcTimeoutHeader(ms: .max) == "99999999H")
-        for ms: Int64 in [1, 999, 123_456_789, DurationText.maxMillis, .max] {
-            let h = grpcTimeoutHeader(ms: ms)
-            #expect(h.dropLast().count <= 8 && h.dropLast().allSatisfy(\.isNumber), "\(h)")
-        }
-    }
-
     @Test func byteSizes() {
         #expect(ByteSizeText.parse("4MiB") == 4 << 20)
         #expect(ByteSizeText.parse("512KiB") == 512 << 10)

@@ -335,19 +335,6 @@ struct Harness {
     }
 }
 
-@Suite struct ProtoWireTests {
-    @Test func roundTrip() {
-        let m = ProtoWire.stringMessage("bob")
-        #expect(m == [0x0a, 0x03, 0x62, 0x6f, 0x62])
-        #expect(ProtoWire.string(in: m) == "bob")
-        #expect(ProtoWire.string(in: []) == "")
-        #expect(ProtoWire.string(in: [0x0a, 0x09, 0x01]) == nil)
-        #expect(ProtoWire.hex("0a 03 62 6f 62") == m)
-        #expect(ProtoWire.hex("0xzz") == nil)
-        #expect(ProtoWire.hex("abc") == nil)
-    }
-}
-
 @Suite struct RecentPercentileTests {
     /// The merged-sample percentiles equal what an HdrHistogram of the same samples reports.
     @Test func matchesTheHistogram() {

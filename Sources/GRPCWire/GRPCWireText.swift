@@ -59,6 +59,21 @@ public enum GRPCStatusText {
         return (0...16).contains(v) ? v : 2
     }
 
+    /// `grpc-message` as a server writes it: UTF-8, with every byte outside printable ASCII
+    /// (0x20…0x7E) and `%` itself percent-encoded.
+    public static func encodeMessage(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for b in text.utf8 {
+            if b >= 0x20 && b <= 0x7E && b != 0x25 {
+                out.append(b)
+            } else {
+                out += [0x25, hex[Int(b >> 4)], hex[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `grpc-message` is percent-encoded UTF-8; a bad escape is kept as it is (the spec: decode
     /// leniently), invalid UTF-8 becomes U+FFFD, and only the first 1,024 bytes are kept.
     public static func message(_ text: String) -> String {
