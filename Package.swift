@@ -17,6 +17,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "grpctop", targets: ["grpctop"]),
+        .executable(name: "grpctop-bench", targets: ["grpctop-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -117,22 +118,53 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .target(
+            name: "TopologyDemo",
+            dependencies: [
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyRecording",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "Dashboard",
+            dependencies: [
+                "Terminal", "TopologyView", "TopologyCore", "TopologyTransport", "TopologyRecording",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "KubeStandIn", "TopologyRecording", "EtcdAPI",
+                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "TopologyRecording", "EtcdAPI", "TopologyDemo", "Dashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        .executableTarget(
+            name: "grpctop-bench",
+            dependencies: ["TopologyCore", "TopologyResolvers", "KubeStandIn"],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ),
         .testTarget(name: "TopologyCoreTests", dependencies: ["TopologyCore"]),
+        .testTarget(
+            name: "TransportTests",
+            dependencies: [
+                "TopologyTransport", "TopologyCore", "GRPCWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]
+        ),
         .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
         .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI", "GRPCWire"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers", "EtcdAPI"]
+            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers", "EtcdAPI"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

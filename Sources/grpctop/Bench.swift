@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Server to load, host:port or ipv4:host:port (h2c).") var target: String?
     @Flag(help: "Benchmark the dashboard's rendering instead (no server needed).") var view = false
     @Option(help: "Benchmark DNS lookups and applying their answers instead: dns://SERVER:PORT/NAME:PORT.") var dns: String?
-    @Flag(help: "Benchmark the kubernetes resolver instead: 5,000 endpoints in 50 slices from a stand-in API server.") var kubernetes = false
+    @Flag(help: "Moved to grpctop-bench --kubernetes (it needs the stand-in API server, a test double grpctop does not contain).") var kubernetes = false
     @Option(help: "Benchmark the etcd resolver against this etcd instead (scripts/bench-etcd starts one): 1,000 keys ranged, watch events.")
     var etcd: String?
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
@@ -77,9 +77,7 @@ struct Bench: ParsableCommand {
             return
         }
         if kubernetes {
-            let r = try KubeBenchmark.run(runs: max(1, runs) * 3)
-            try printReport(r, json: output == "json", table: KubeBenchmark.table(r))
-            return
+            throw UsageFailure("--kubernetes runs in grpctop-bench --kubernetes (swift build -c release --product grpctop-bench): it needs the stand-in API server, a test double the grpctop users run does not contain")
         }
         if view {
             let r = ViewBenchmark.run()

@@ -33,6 +33,9 @@ struct GRPCTop: ParsableCommand {
             if failure.errno == EPIPE { Foundation.exit(128 + SIGPIPE) }
             FileHandle.standardError.write(Data("grpctop: \(failure.message)\n".utf8))
             Foundation.exit(1)
+        } catch let failure as BenchFailure {
+            FileHandle.standardError.write(Data("grpctop: \(failure.description)\n".utf8))
+            Foundation.exit(1)
         } catch let failure as UsageFailure {
             FileHandle.standardError.write(Data("grpctop: \(failure.message)\n".utf8))
             Foundation.exit(2)

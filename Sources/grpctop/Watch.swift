@@ -1,6 +1,7 @@
 import GRPCWire
 import ArgumentParser
 import EtcdAPI
+import Dashboard
 import Foundation
 import NIOCore
 import NIOPosix
@@ -236,40 +237,29 @@ struct Watch: ParsableCommand {
         return Options(config: config, resolver: resolver, intervalMs: intervalMs, durationMs: durationMs, json: output == "json")
     }
 
+    /// The resolver for the target (`ResolverFactory`), from the resolver flags.
     func makeResolver(_ t: Target) throws -> any EndpointResolver {
-        if let addresses = t.staticAddresses { return StaticResolver(addresses: addresses) }
-        switch t {
-        case .file(let path):
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw UsageFailure("target '\(target)': \(path): no such file (create it with one host:port a line)")
-            }
-            return FileResolver(path: path)
-        case .dns(let server, let host, let port):
+        var settings = ResolverFactory.Settings()
+        if case .dns = t {
             let minMs = try dnsMinInterval.map { try parseDuration($0, flag: "--dns-min-interval") }
             guard let refresh = DNSRefresh.parse(dnsRefresh, minIntervalMs: minMs) else {
                 throw UsageFailure("--dns-refresh '\(dnsRefresh)': use grpc, ttl or an interval such as 5s")
             }
-            if let server, !IPAddressText.isIPv4(server.host) && !IPAddressText.isIPv6(server.host) {
-                throw UsageFailure("target '\(target)': the DNS server '\(server.host)' must be an IP address, e.g. dns://10.96.0.10/\(host):\(port)")
-            }
-            let timeoutMs = try parseDuration(dnsTimeout, flag: "--dns-timeout")
-            guard timeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
-            return DNSResolver(host: host, port: port, server: server?.description,
-                               srv: srv, refresh: refresh, timeoutMs: Int(timeoutMs))
-        case .kubernetes(let ns, let service, let port):
-            do {
-                let api = try KubeAPIConfig.load(kubeAPI: kubeAPI, kubeconfig: kubeconfig, context: context)
-                return try KubernetesResolver(namespace: ns ?? api.namespace ?? "default", service: service, port: port, config: api)
-            } catch {
-                throw UsageFailure("target '\(target)': \(error)")
-            }
-        case .etcd(let endpoint, let prefix):
-            let config = try etcdOptions.config(endpoint: endpoint, what: "target '\(target)'")
-            do { return try EtcdResolver(prefix: prefix.hasSuffix("/") ? prefix : prefix + "/", config: config) } catch {
-                throw UsageFailure("target '\(target)': cannot set up TLS for etcd: \(error)")
-            }
-        case .ipv4, .ipv6, .unix:
-            throw UsageFailure("target '\(target)' has no addresses")
+            settings.dnsRefresh = refresh
+            settings.dnsTimeoutMs = try parseDuration(dnsTimeout, flag: "--dns-timeout")
+            guard settings.dnsTimeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
+        }
+        settings.srv = srv
+        settings.kubeAPI = kubeAPI
+        settings.kubeconfig = kubeconfig
+        settings.kubeContext = context
+        let etcd = etcdOptions
+        let text = target
+        settings.etcdConfig = { try etcd.config(endpoint: $0, what: "target '\(text)'") }
+        do {
+            return try ResolverFactory.make(t, text: target, settings: settings)
+        } catch let e as ResolverFactory.SetupError {
+            throw UsageFailure(e.description)
         }
     }
 

@@ -217,3 +217,19 @@ struct DemoRecordTests {
         #expect(noScenario.wait() == 2 && noScenario.err.all.first?.contains("--record records one scenario: add --scenario NAME") == true)
     }
 }
+
+/// Recordings made by earlier versions keep replaying: a keyframe written before the LB policies
+/// were types (no policy tree in it) is read back into the same model.
+@Suite struct OlderRecordingTests {
+    /// `Fixtures/before-policy-types.grpctop` was recorded by grpctop at 5b2d92c (pick_first over
+    /// two `grpctop serve`, 45 s, keyframes at 20 s and 40 s); the `.txt` beside it is what that
+    /// version printed for `replay --batch --from 25s --interval 10s`, which starts from a keyframe.
+    @Test func keyframesFromBeforePolicyTypesReplayTheSame() throws {
+        let dir = Paths.root.appendingPathComponent("Tests/IntegrationTests/Fixtures")
+        let run = try WatchRun([dir.appendingPathComponent("before-policy-types.grpctop").path,
+                                "--batch", "--from", "25s", "--interval", "10s"], subcommand: "replay")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let expected = try String(contentsOf: dir.appendingPathComponent("before-policy-types.from25s.txt"), encoding: .utf8)
+        #expect(run.out.all.joined(separator: "\n") + "\n" == expected)
+    }
+}

@@ -7,7 +7,7 @@ import TopologyTransport
 
 /// One load-balancing story: a script of timed steps (each with a caption, also written to the
 /// event log) and the checks that make its verdict.
-struct DemoScenario: Sendable {
+public struct DemoScenario: Sendable {
     /// How a pod's server behaves.
     enum Server: Sendable {
         case normal
@@ -54,9 +54,9 @@ struct DemoScenario: Sendable {
         var actions: [Action]
     }
 
-    var name: String
+    public var name: String
     /// Two lines: what happens, and what to look at (`--list`, README).
-    var summary: String
+    public var summary: String
     var policy: LBPolicy
     /// Backends named by the `x-served-by` response header (behind a proxy) instead of by endpoint.
     var identityHeader: String?
@@ -77,11 +77,11 @@ struct DemoScenario: Sendable {
     static func pods(_ n: Int, rev: Int = 1) -> [String] { (0..<n).map { pod($0, rev: rev) } }
 
     /// `grpctop demo --list` and the README, in the issue's order.
-    static let all: [DemoScenario] = [clusterip, headless, scale, kill, rollout, maxAge, overload]
+    public static let all: [DemoScenario] = [clusterip, headless, scale, kill, rollout, maxAge, overload]
     /// With no `--scenario`: rollout first, then the others in turn.
-    static let loopOrder: [DemoScenario] = [rollout, clusterip, headless, scale, kill, maxAge, overload]
+    public static let loopOrder: [DemoScenario] = [rollout, clusterip, headless, scale, kill, maxAge, overload]
 
-    static func named(_ name: String) -> DemoScenario? { all.first { $0.name == name } }
+    public static func named(_ name: String) -> DemoScenario? { all.first { $0.name == name } }
 
     // MARK: - the stories
 
@@ -211,7 +211,7 @@ struct DemoScenario: Sendable {
             ]
         })
 
-    static let rollout = DemoScenario(
+    public static let rollout = DemoScenario(
         name: "rollout",
         summary: """
             A rolling update (maxSurge 1, maxUnavailable 0) from revision 7d9f8c6b5 to 5c48d7f9b.
@@ -356,18 +356,18 @@ struct DemoRecord: Sendable {
     }
 }
 
-struct DemoVerdict: Codable, Sendable {
-    struct Check: Codable, Sendable {
-        var name: String
+public struct DemoVerdict: Codable, Sendable {
+    public struct Check: Codable, Sendable {
+        public var name: String
         var value: Double?
-        var passed: Bool
+        public var passed: Bool
     }
     var type = "verdict"
-    var scenario: String
-    var passed: Bool
-    var checks: [Check]
+    public var scenario: String
+    public var passed: Bool
+    public var checks: [Check]
 
-    var text: String {
+    public var text: String {
         var out = "verdict: \(scenario) \(passed ? "PASSED" : "FAILED")\n"
         for c in checks {
             out += "  [\(c.passed ? "ok" : "FAIL")] \(c.name)\(c.value.map { String(format: " (%.3f)", $0) } ?? "")\n"
@@ -376,7 +376,7 @@ struct DemoVerdict: Codable, Sendable {
     }
 
     /// One line for the caption and the event log.
-    var line: String {
+    public var line: String {
         let failed = checks.filter { !$0.passed }.map(\.name)
         return "verdict: \(scenario) \(passed ? "PASSED" : "FAILED")" + (failed.isEmpty ? " (\(checks.map(\.name).joined(separator: "; ")))" : ": failed \(failed.joined(separator: "; "))")
     }
@@ -385,7 +385,7 @@ struct DemoVerdict: Codable, Sendable {
 /// Plays a scenario's steps on a timer: starts, drains and kills pods, publishes endpoint sets
 /// through the resolver (and the ClusterIP's pods to the L4 proxy), switches policies, writes
 /// captions to the event log, remembers phase totals, and at the end computes the verdict.
-final class DemoController: @unchecked Sendable {
+public final class DemoController: @unchecked Sendable {
     let story: DemoScenario
     let fleet: DemoFleet
     let proxy: TCPProxy?
@@ -410,8 +410,8 @@ final class DemoController: @unchecked Sendable {
     }
 
     /// The verdict, once the last step ran.
-    var verdict: DemoVerdict? { lock.lock(); defer { lock.unlock() }; return result }
-    var finished: Bool { verdict != nil }
+    public var verdict: DemoVerdict? { lock.lock(); defer { lock.unlock() }; return result }
+    public var finished: Bool { verdict != nil }
 
     func start() {
         let steps = story.steps(pods)

@@ -6,8 +6,9 @@ import TopologyCore
 import TopologyTransport
 import TopologyView
 
-/// What the demo adds to the loop: the engine may change (one per scenario), `n` moves on.
-protocol DemoDriver: AnyObject {
+/// What a driver (the demo) adds to the loop: the engine may change (one per scenario), `n`
+/// moves on.
+public protocol DashboardDriver: AnyObject {
     func poll()
     func next()
 }
@@ -19,14 +20,14 @@ protocol DemoDriver: AnyObject {
 ///                         └────► engine commands (policy, traffic) ──► engine.submit(event)
 ///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
 /// ```
-enum DashboardLoop {
-    static func run(engine: Engine, colors: Bool, recording: (() -> String?)? = nil) throws -> (Model, String?) {
+public enum DashboardLoop {
+    public static func run(engine: Engine, colors: Bool, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         try run(engine: { engine }, colors: colors, demo: nil, recording: recording)
     }
 
     /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end. `engine` is read
     /// before every frame: the demo swaps it between scenarios.
-    static func run(engine current: () -> Engine, colors: Bool, demo: DemoDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
+    public static func run(engine current: () -> Engine, colors: Bool, demo: DashboardDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         var engine = current()
         let screen = DashboardScreen(colors: colors)
         defer { screen.end() }
@@ -88,7 +89,8 @@ final class DashboardScreen {
         do {
             term = try CursesTerminal(colors: colors)
         } catch {
-            fail("\(error)")
+            FileHandle.standardError.write(Data("grpctop: \(error)\n".utf8))
+            exit(1)
         }
         glyphs = term.isUTF8 ? .unicode : .ascii
         state.colors = colors

@@ -6,8 +6,8 @@ import TopologyView
 
 /// `grpctop replay FILE` on a terminal: the live dashboard over a replay clock instead of an
 /// engine. Every view key works on the replayed model; the replay keys move the clock.
-enum ReplayLoop {
-    static func run(_ source: ReplaySource, speed: Double, from: Millis, colors: Bool) throws -> Model {
+public enum ReplayLoop {
+    public static func run(_ source: ReplaySource, speed: Double, from: Millis, colors: Bool) throws -> Model {
         var player = ReplayPlayer(source, speed: speed)
         if from > 0 { player.seek(to: from) }
         let screen = DashboardScreen(colors: colors)

@@ -1,0 +1,1 @@
+../grpctop/ResolverSink.swift

@@ -1,0 +1,230 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+import TopologyCore
+@testable import TopologyTransport
+
+/// The client connection handler on NIO's embedded channel: frames in, frames out, virtual time,
+/// no sockets. What the subchannel would be told is recorded by a delegate.
+final class RecordingDelegate: ClientConnectionDelegate {
+    var log: [String] = []
+    var outcomes: [(streamID: Int32, outcome: String)] = []
+
+    func connectionReceivedSettings(_ c: ClientConnectionHandler, maxConcurrentStreams: Int?) {
+        log.append("settings \(maxConcurrentStreams.map(String.init) ?? "none")")
+    }
+    func connectionReceivedGoAway(_ c: ClientConnectionHandler, code: String, lastStreamID: Int, debug: String) {
+        log.append("goaway \(code) \(lastStreamID)")
+    }
+    func connection(_ c: ClientConnectionHandler, finished call: RPCCall, outcome: RPCOutcome) {
+        let text: String = switch outcome {
+        case .status(let code, let message): "status \(code)\(message.map { " \($0)" } ?? "")"
+        case .refused: "refused"
+        case .transportFailure(let reason): "transport \(reason)"
+        case .cancelled(let code, let message): "cancelled \(code) \(message)"
+        }
+        outcomes.append((call.streamID, text))
+    }
+    func connectionMeasuredRTT(_ c: ClientConnectionHandler, micros: Int64) { log.append("rtt") }
+    func connectionHasCapacity(_ c: ClientConnectionHandler) { log.append("capacity") }
+    func connectionClosed(_ c: ClientConnectionHandler, reason: String) { log.append("closed \(reason)") }
+}
+
+final class Connection {
+    let channel = EmbeddedChannel()
+    let handler: ClientConnectionHandler
+    let delegate = RecordingDelegate()
+    let request: RequestTemplate
+    private var nextCall: UInt64 = 0
+
+    init(keepalive: TimeAmount? = nil, keepaliveTimeout: TimeAmount = .seconds(20)) throws {
+        handler = ClientConnectionHandler(keepalive: keepalive, keepaliveTimeout: keepaliveTimeout)
+        handler.delegate = delegate
+        var config = EngineConfig(target: "127.0.0.1:1", resolverName: "static", authority: "127.0.0.1:1")
+        config.rpc = .greeter(name: "t")
+        request = Engine.makeRequest(config)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    }
+
+    func receive(_ payload: HTTP2Frame.FramePayload, stream: Int32 = 0) throws {
+        try channel.writeInbound(HTTP2Frame(streamID: HTTP2StreamID(stream), payload: payload))
+        channel.pipeline.fireChannelReadComplete()
+    }
+
+    func settings(maxConcurrentStreams: Int?) throws {
+        try receive(.settings(.settings(maxConcurrentStreams.map { [HTTP2Setting(parameter: .maxConcurrentStreams, value: $0)] } ?? [])))
+    }
+
+    /// Starts an RPC (deadline far away); returns its stream id.
+    @discardableResult
+    func start() -> Int32 {
+        nextCall += 1
+        let now = NIODeadline.now().uptimeNanoseconds
+        let call = RPCCall(id: nextCall, startNanos: now, deadlineNanos: now + 600_000_000_000)
+        handler.start(call, request: request)
+        channel.embeddedEventLoop.run()
+        return call.streamID
+    }
+
+    /// A whole OK answer on a stream: headers, one message, trailers.
+    func answer(_ stream: Int32, status: String = "0") throws {
+        try receive(.headers(.init(headers: HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")]))), stream: stream)
+        var body = ByteBuffer()
+        body.writeBytes([0, 0, 0, 0, 2, 0x0a, 0x00])
+        try receive(.data(.init(data: .byteBuffer(body))), stream: stream)
+        try receive(.headers(.init(headers: HPACKHeaders([("grpc-status", status)]), endStream: true)), stream: stream)
+    }
+
+    /// Frames the handler wrote since the last call.
+    func written() throws -> [HTTP2Frame.FramePayload] {
+        channel.embeddedEventLoop.run()
+        var out: [HTTP2Frame.FramePayload] = []
+        while let f = try channel.readOutbound(as: HTTP2Frame.self) { out.append(f.payload) }
+        return out
+    }
+
+    func outcome(_ stream: Int32) -> String? { delegate.outcomes.first { $0.streamID == stream }?.outcome }
+}
+
+@Suite struct ConnectionHandlerTests {
+    /// No stream before the server's SETTINGS; then its MAX_CONCURRENT_STREAMS is the limit, a
+    /// finished stream frees a slot (capacity), and a later SETTINGS frame changes the limit.
+    @Test func streamLimitFollowsThePeersSettings() throws {
+        let c = try Connection()
+        #expect(!c.handler.canOpenStream)
+        try c.settings(maxConcurrentStreams: 2)
+        #expect(c.delegate.log.first == "settings 2")
+        #expect(c.handler.canOpenStream)
+        let a = c.start(), b = c.start()
+        #expect((a, b) == (1, 3))
+        #expect(!c.handler.canOpenStream)
+        try c.answer(a)
+        #expect(c.outcome(a) == "status 0")
+        #expect(c.delegate.log.last == "capacity")
+        #expect(c.handler.canOpenStream)
+        try c.settings(maxConcurrentStreams: 1)
+        #expect(c.delegate.log.last == "settings 1")
+        #expect(!c.handler.canOpenStream)
+        try c.answer(b)
+        #expect(c.handler.canOpenStream)
+    }
+
+    /// Each RPC is HEADERS then DATA with END_STREAM; the connection window is raised once to
+    /// 16 MiB and replenished after half of it was consumed.
+    @Test func requestFramesAndFlowControlWindow() throws {
+        let c = try Connection()
+        let opening = try c.written()
+        let raises = opening.compactMap { if case .windowUpdate(let n) = $0 { n } else { nil } }
+        #expect(raises == [ClientConnectionHandler.connectionWindowTarget - 65_535])
+        try c.settings(maxConcurrentStreams: nil)
+        _ = try c.written()  // the first PING (RTT)
+        let s = c.start()
+        let frames = try c.written()
+        #expect(frames.count == 2)
+        if case .headers(let h) = frames[0] {
+            #expect(h.headers.first(name: ":path") == "/helloworld.Greeter/SayHello")
+            #expect(h.headers.first(name: "te") == "trailers")
+        } else { Issue.record("first frame: \(frames[0])") }
+        if case .data(let d) = frames[1] { #expect(d.endStream) } else { Issue.record("second frame: \(frames[1])") }
+        // 9 MiB of DATA on the stream: one WINDOW_UPDATE for the connection.
+        for _ in 0..<9 {
+            try c.receive(.data(.init(data: .byteBuffer(ByteBuffer(repeating: 0, count: 1 << 20)))), stream: s)
+        }
+        let updates = try c.written().compactMap { if case .windowUpdate(let n) = $0 { n } else { nil } }
+        #expect(updates == [8 << 20])
+    }
+
+    /// GOAWAY: streams above last-stream-id were never seen by the server and are handed back for
+    /// a transparent retry; the ones below finish normally; no new stream opens; the connection
+    /// closes once the last one is done.
+    @Test func goAwayRefusesOnlyStreamsAboveTheLastID() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: nil)
+        let ids = (0..<3).map { _ in c.start() }
+        try c.receive(.goAway(lastStreamID: HTTP2StreamID(3), errorCode: .noError, opaqueData: nil))
+        #expect(c.outcome(ids[2]) == "refused")
+        #expect(c.outcome(ids[0]) == nil && c.outcome(ids[1]) == nil)
+        #expect(c.delegate.log.contains("goaway NO_ERROR 3"))
+        #expect(!c.handler.canOpenStream)
+        try c.answer(ids[0])
+        #expect(c.channel.isActive)
+        try c.answer(ids[1])
+        #expect(c.outcome(ids[1]) == "status 0")
+        c.channel.embeddedEventLoop.run()
+        #expect(!c.channel.isActive)
+        #expect(c.delegate.log.last == "closed GOAWAY drained")
+    }
+
+    /// RST_STREAM codes as gRPC maps them: REFUSED_STREAM is retried, CANCEL is CANCELLED, the
+    /// rest INTERNAL; other streams are untouched.
+    @Test func rstStreamCodes() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: nil)
+        let ids = (0..<4).map { _ in c.start() }
+        try c.receive(.rstStream(.refusedStream), stream: ids[0])
+        try c.receive(.rstStream(.cancel), stream: ids[1])
+        try c.receive(.rstStream(.protocolError), stream: ids[2])
+        #expect(c.outcome(ids[0]) == "refused")
+        #expect(c.outcome(ids[1]) == "status 1 stream cancelled by the server")
+        #expect(c.outcome(ids[2]) == "status 13 RST_STREAM PROTOCOL_ERROR")
+        #expect(c.outcome(ids[3]) == nil)
+        #expect(c.handler.activeStreams == 1)
+    }
+
+    /// Trailers-only errors, HTTP errors from a non-gRPC peer, and a response cut inside a message.
+    @Test func statusesFromTheResponse() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: nil)
+        let a = c.start(), b = c.start(), d = c.start()
+        try c.receive(.headers(.init(headers: HPACKHeaders([(":status", "200"), ("grpc-status", "14"), ("grpc-message", "pod%20draining")]), endStream: true)), stream: a)
+        try c.receive(.headers(.init(headers: HPACKHeaders([(":status", "503")]))), stream: b)
+        try c.receive(.headers(.init(headers: HPACKHeaders([(":status", "200")]))), stream: d)
+        try c.receive(.data(.init(data: .byteBuffer(ByteBuffer(bytes: [0, 0, 0, 0, 9, 1])))), stream: d)
+        try c.receive(.headers(.init(headers: HPACKHeaders([("grpc-status", "0")]), endStream: true)), stream: d)
+        #expect(c.outcome(a) == "status 14 pod draining")
+        #expect(c.outcome(b) == "status 14 HTTP status 503")
+        #expect(c.outcome(d)?.hasPrefix("status 13 the response ended inside a message") == true)
+        #expect(try c.written().contains { if case .rstStream(.cancel) = $0 { true } else { false } })
+    }
+
+    /// Keepalive (virtual time): a PING every interval; an answered one measures the RTT; one
+    /// unanswered past the timeout closes the connection, failing what was in flight.
+    @Test func keepaliveTimeoutClosesTheConnection() throws {
+        let c = try Connection(keepalive: .seconds(10), keepaliveTimeout: .seconds(2))
+        try c.settings(maxConcurrentStreams: nil)
+        let first = try c.written().compactMap { if case .ping(let d, false) = $0 { d } else { nil } }
+        #expect(first.count == 1)
+        try c.receive(.ping(first[0], ack: true))
+        #expect(c.delegate.log.contains("rtt"))
+        let s = c.start()
+        c.channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        let pings = try c.written().compactMap { if case .ping(_, false) = $0 { 1 } else { nil } }
+        #expect(pings.count == 1)
+        c.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(c.channel.isActive)
+        c.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!c.channel.isActive)
+        #expect(c.outcome(s) == "transport keepalive timeout")
+        #expect(c.delegate.log.last == "closed keepalive timeout")
+    }
+
+    /// Draining (a subchannel shut down or renewed): no new streams, in-flight ones finish, then
+    /// the connection closes by itself.
+    @Test func drainFinishesInFlightStreamsThenCloses() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: nil)
+        let s = c.start()
+        c.handler.drain()
+        #expect(!c.handler.canOpenStream)
+        #expect(c.channel.isActive)
+        try c.answer(s)
+        c.channel.embeddedEventLoop.run()
+        #expect(c.outcome(s) == "status 0")
+        #expect(!c.channel.isActive)
+        #expect(c.delegate.log.last == "closed subchannel shutdown")
+    }
+}
