@@ -106,30 +106,10 @@ public final class CursesTerminal {
         }
     }
 
+    /// A role's colours from the one table (`Palette`): 256-colour indexes, or the 8 basic ones.
     private func colors(for role: StyleRole) -> (Int16, Int16) {
-        let many = colorMode == .many
-        switch role {
-        case .normal: return (-1, -1)
-        case .header: return (Int16(COLOR_WHITE), many ? 24 : Int16(COLOR_BLUE))
-        case .title: return (many ? 110 : Int16(COLOR_CYAN), -1)
-        case .titleFocused: return (Int16(COLOR_BLACK), many ? 110 : Int16(COLOR_CYAN))
-        case .columnHeader: return (many ? 250 : Int16(COLOR_WHITE), -1)
-        case .selected: return (Int16(COLOR_BLACK), many ? 252 : Int16(COLOR_WHITE))
-        case .ready: return (many ? 34 : Int16(COLOR_GREEN), -1)
-        case .connecting: return (many ? 178 : Int16(COLOR_YELLOW), -1)
-        case .failure: return (many ? 196 : Int16(COLOR_RED), -1)
-        case .idle: return (many ? 67 : Int16(COLOR_BLUE), -1)
-        case .draining: return (many ? 208 : Int16(COLOR_MAGENTA), -1)
-        case .muted: return (many ? 244 : Int16(COLOR_WHITE), -1)
-        case .accent: return (many ? 81 : Int16(COLOR_CYAN), -1)
-        case .warning: return (many ? 214 : Int16(COLOR_YELLOW), -1)
-        case .bar: return (many ? 75 : Int16(COLOR_CYAN), -1)
-        case .spark: return (many ? 114 : Int16(COLOR_GREEN), -1)
-        case .footerKey: return (Int16(COLOR_BLACK), many ? 110 : Int16(COLOR_CYAN))
-        case .footer: return (many ? 252 : Int16(COLOR_WHITE), many ? 236 : Int16(COLOR_BLACK))
-        case .added: return (many ? 46 : Int16(COLOR_GREEN), -1)
-        case .removed: return (many ? 167 : Int16(COLOR_RED), -1)
-        }
+        let style = Palette.style(role)
+        return colorMode == .many ? (style.fg ?? -1, style.bg ?? -1) : (style.fg8 ?? -1, style.bg8 ?? -1)
     }
 
     /// Attributes for a role: with colours a little emphasis; without, everything the role

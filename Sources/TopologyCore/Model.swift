@@ -29,7 +29,7 @@ public struct Model: Sendable {
     public internal(set) var endpoints: [EndpointKey: EndpointRow] = [:]
     /// The subchannels every policy of the tree manages.
     public internal(set) var table = SubchannelTable()
-    public var subchannels: [SubchannelID: SubchannelRecord] { table.records }
+    public var subchannels: [SubchannelID: SubchannelRecord] { _read { yield table.records } }
     public internal(set) var backends: [String: BackendRecord] = [:]
     /// Every RPC, whatever happened to it. Its latency is the session histogram only: no 10 s
     /// percentiles (`recentPercentile` is nil).

@@ -19,11 +19,8 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
     public var ttlRefreshMs: Int64 = 2000
 
     private let client: EtcdClient
-    private let lock = NSLock()
-    private var sink: (@Sendable (Event) -> Void)?
-    private var task: Task<Void, Never>?
-    private var relistRequested = false
-    private var currentWatch: GRPCCall?
+    /// Lifecycle, relist, backoff (1 s doubling to 15 s) and "down since".
+    private let loop = WatchLoop(maxBackoffMs: 15_000)
 
     // Task-confined state.
     private struct Key {
@@ -33,11 +30,9 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
     private var keys: [String: Key] = [:]
     private var ttls: [Int64: Int64] = [:]
     private var revision: Int64 = 0
-    private var downSince: Date?
     private var reported: [String: String] = [:]
     private var ranges = 0
     private var watches = 0
-    private var backoff = ConnectionBackoff(initialMs: 1000, multiplier: 2, jitter: 0.2, maxMs: 15_000, minConnectTimeoutMs: 0)
 
     public init(prefix: String, config: EtcdConfig) throws {
         self.prefix = prefix
@@ -46,32 +41,21 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
     }
 
     public func start(_ sink: @escaping @Sendable (Event) -> Void) {
-        lock.withLock { self.sink = sink }
-        let t = Task { [self] in await run() }
-        lock.withLock { task = t }
+        loop.start(sink) { [self] in await run() }
     }
 
     /// A watch is push-based: a disconnect says nothing new about the registry. `r` ranges again.
     public func requestResolution(_ request: ResolutionRequest) {
         guard request == .user else { return }
-        let w = lock.withLock {
-            relistRequested = true
-            return currentWatch
-        }
-        w?.cancel()
+        loop.requestRelist()
     }
 
     public func stop() {
-        let t = lock.withLock {
-            sink = nil
-            return task
-        }
-        t?.cancel()
-        lock.withLock { currentWatch }?.cancel()
+        loop.stop()
         client.disconnect()
     }
 
-    private func push(_ e: Event) { lock.withLock { sink }?(e) }
+    private func push(_ e: Event) { loop.push(e) }
 
     // MARK: - the loop
 
@@ -89,7 +73,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         while !Task.isCancelled {
             do {
                 if !client.isConnected { try await client.connect() }
-                if needRange || lock.withLock({ relistRequested }) {
+                if needRange || loop.relistRequested {
                     try await range()
                     needRange = false
                 }
@@ -105,11 +89,10 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
             } catch {
                 if Task.isCancelled { return }
                 client.disconnect()
-                if downSince == nil { downSince = Date() }
-                let delay = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
+                let delay = loop.failed()
                 let what = (error as? EtcdError)?.description ?? "etcd \(client.current?.description ?? config.endpoints.map(\.description).joined(separator: ",")): \(EtcdError.describe(error))"
                 push(.resolverFailed(ResolverFailure(message: "\(what); retry in \(formatDuration(delay))", info: status(retryInMs: delay))))
-                do { try await Task.sleep(for: .milliseconds(delay)) } catch { return }
+                guard await loop.sleep(ms: delay) else { return }
             }
         }
     }
@@ -124,7 +107,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         }
         keys = fresh
         revision = rev
-        lock.withLock { relistRequested = false }
+        _ = loop.takeRelistRequest()
         await refreshTTLs()
         publish()
     }
@@ -136,7 +119,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
                                           onResponse: { cont.yield(.response($0)) },
                                           onEnd: { cont.yield(.end($0)); cont.finish() })
         watches += 1
-        lock.withLock { currentWatch = call }
+        loop.watching { call.cancel() }
         let refresh = ttlRefreshMs
         let ticker = Task {
             while !Task.isCancelled {
@@ -147,7 +130,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         defer {
             ticker.cancel()
             call.cancel()
-            lock.withLock { currentWatch = nil }
+            loop.watching(cancel: nil)
         }
         for await message in stream {
             if Task.isCancelled { throw CancellationError() }
@@ -159,8 +142,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
                 }
                 if r.created {
                     // The watch is up (again, after a failure).
-                    downSince = nil
-                    backoff.reset()
+                    loop.up()
                     publish()
                 }
                 guard !r.events.isEmpty else { continue }
@@ -178,13 +160,13 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
                 revision = max(revision, r.header?.revision ?? revision)
                 publish()
             case .end(let status):
-                if lock.withLock({ relistRequested }) { return .relist }
+                if loop.relistRequested { return .relist }
                 throw status
             case .tick:
                 if await refreshTTLs() { publish() }
             }
         }
-        if lock.withLock({ relistRequested }) { return .relist }
+        if loop.relistRequested { return .relist }
         throw GRPCStatus(code: GRPCStatus.unavailable, message: "the watch ended")
     }
 
@@ -245,14 +227,7 @@ public final class EtcdResolver: EndpointResolver, @unchecked Sendable {
         info["formats"] = formats.isEmpty ? "none" : formats.keys.sorted().map { "\($0) \(formats[$0]!)" }.joined(separator: ", ")
         info["skipped"] = skipped == 0 ? "none" : "\(skipped) key\(skipped == 1 ? "" : "s") (see Events)"
         if let user = config.user { info["user"] = user }
-        if let downSince {
-            let f = DateFormatter()
-            f.dateFormat = "HH:mm:ss"
-            f.timeZone = TimeZone(identifier: "UTC")
-            info["watch"] = "down since \(f.string(from: downSince)) UTC" + (retryInMs.map { ", retry in \(formatDuration($0))" } ?? "")
-        } else {
-            info["watch"] = "up, revision \(revision)"
-        }
+        info["watch"] = loop.watchStatus(retryInMs: retryInMs, up: "up, revision \(revision)")
         return info
     }
 }

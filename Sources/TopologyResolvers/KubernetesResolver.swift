@@ -25,19 +25,15 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     public var watchTimeoutSeconds: ClosedRange<Int> = 300...600
 
     private let client: KubeClient
-    private let lock = NSLock()
-    private var sink: (@Sendable (Event) -> Void)?
-    private var task: Task<Void, Never>?
-    /// `r` asked for a relist; the watch it cancels (both under `lock`).
-    private var relistRequested = false
-    private var currentWatch: Task<Int, Error>?
+    /// Lifecycle, relist, backoff (1 s doubling to 30 s, reset whenever a watch opens, so a
+    /// failure after hours of health starts again at 1 s) and "down since".
+    private let loop = WatchLoop(maxBackoffMs: 30_000)
 
     // Task-confined state.
     private var slices: SliceSet
     private var resourceVersion: String?
     private var useCoreEndpoints = false
     private var serviceMissing: String?
-    private var downSince: Date?
     private var forbiddenReported = false
     public private(set) var lists = 0
     public private(set) var watches = 0
@@ -53,26 +49,16 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
 
     public func start(_ sink: @escaping @Sendable (Event) -> Void) {
         client.open()
-        lock.withLock { self.sink = sink }
-        let t = Task { [self] in await run() }
-        lock.withLock { task = t }
+        loop.start(sink) { [self] in await run() }
     }
 
     /// A watch is push-based: a disconnect says nothing new about the Service. `r` relists.
     public func requestResolution(_ request: ResolutionRequest) {
         guard request == .user else { return }
-        let current = lock.withLock {
-            relistRequested = true
-            return currentWatch
-        }
-        current?.cancel()
+        loop.requestRelist()
     }
     public func stop() {
-        let t = lock.withLock {
-            sink = nil
-            return task
-        }
-        t?.cancel()
+        let t = loop.stop()
         let done = DispatchSemaphore(value: 0)
         let client = self.client
         Task {
@@ -83,9 +69,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         _ = done.wait(timeout: .now() + 3)
     }
 
-    private func push(_ e: Event) {
-        lock.withLock { sink }?(e)
-    }
+    private func push(_ e: Event) { loop.push(e) }
 
     // MARK: - the loop
 
@@ -98,9 +82,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     private var resourceText: String { useCoreEndpoints ? "endpoints" : "endpointslices" }
     private var groupText: String { useCoreEndpoints ? "\"\" (core)" : "discovery.k8s.io" }
 
-    /// Jittered exponential backoff, 1 s doubling to 30 s (±20 %); reset whenever a watch opens,
-    /// so a failure after hours of health starts again at 1 s.
-    private var backoff = ConnectionBackoff(initialMs: 1000, multiplier: 2, jitter: 0.2, maxMs: 30_000, minConnectTimeoutMs: 0)
     /// When the last 410 came: another within 5 s waits like any failure (a server that answers
     /// every watch with 410 must not spin the loop).
     private var lastGone: Date?
@@ -110,7 +91,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         var retriedAuth = false
         while !Task.isCancelled {
             do {
-                if needList || takeRelistRequest() {
+                if needList || loop.takeRelistRequest() {
                     try await list()
                     needList = false
                 }
@@ -120,7 +101,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
                 // Ended by the server (its timeoutSeconds): resume from the last resourceVersion
                 // at once — unless it ended at once with nothing, which is a failure in disguise.
                 if events == 0 && Date().timeIntervalSince(started) < 1 {
-                    try await Task.sleep(for: .milliseconds(backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })))
+                    try await Task.sleep(for: .milliseconds(loop.nextDelay()))
                 }
             } catch is CancellationError {
                 if Task.isCancelled { return }
@@ -149,23 +130,15 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
                     break
                 }
                 if error.code == 401 { _ = client.token(force: true) }
-                let delay = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
+                let delay = loop.failed()
                 fail(error, retryInMs: delay)
-                do { try await Task.sleep(for: .milliseconds(delay)) } catch { return }
+                guard await loop.sleep(ms: delay) else { return }
             } catch {
                 if Task.isCancelled { return }
-                let delay = backoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
+                let delay = loop.failed()
                 fail(.transport("\(error)"), retryInMs: delay)
-                do { try await Task.sleep(for: .milliseconds(delay)) } catch { return }
+                guard await loop.sleep(ms: delay) else { return }
             }
-        }
-    }
-
-    private func takeRelistRequest() -> Bool {
-        lock.withLock {
-            let r = relistRequested
-            relistRequested = false
-            return r
         }
     }
 
@@ -200,7 +173,7 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         resourceVersion = rv
         serviceMissing = nil
         if all.isEmpty { serviceMissing = await missingService() }
-        downSince = nil
+        loop.listed()
         publish()
     }
 
@@ -215,23 +188,15 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
             var count = 0
             try await client.watch(path, deadline: deadline, onOpen: { [self] in
                 watches += 1
-                backoff.reset()
-                if downSince != nil {
-                    downSince = nil
-                    publish()
-                }
+                if loop.up() { publish() }
             }) { [self] line in
                 count += 1
                 try apply(try KubeWatchEvent.decode(line, coreEndpoints: core))
             }
             return count
         }
-        let relist = lock.withLock {
-            currentWatch = sub
-            return relistRequested
-        }
-        if relist { sub.cancel() }
-        defer { lock.withLock { currentWatch = nil } }
+        loop.watching { sub.cancel() }
+        defer { loop.watching(cancel: nil) }
         return try await withTaskCancellationHandler {
             try await sub.value
         } onCancel: {
@@ -291,7 +256,6 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
     }
 
     private func fail(_ error: KubeAPIError, retryInMs: Int64) {
-        if downSince == nil { downSince = Date() }
         var message: String
         switch error.code {
         case 403:
@@ -340,15 +304,9 @@ public final class KubernetesResolver: EndpointResolver, @unchecked Sendable {
         var info: [String: String] = ["api": config.server, "auth": config.source,
                                       "source": useCoreEndpoints ? "core/v1 Endpoints (no discovery.k8s.io/v1)" : "EndpointSlices",
                                       "slices": "\(slices.count)", "lists": "\(lists)", "watches": "\(watches)"]
-        if let downSince {
-            let f = DateFormatter()
-            f.dateFormat = "HH:mm:ss"
-            f.timeZone = TimeZone(identifier: "UTC")
-            info["watch"] = "down since \(f.string(from: downSince)) UTC" + (retryInMs.map { ", retry in \(formatDuration($0))" } ?? "")
-        } else {
-            let n = slices.count
-            info["watch"] = "up, \(n) slice\(n == 1 ? "" : "s")" + (useCoreEndpoints ? " (core/v1 Endpoints)" : "") + (resourceVersion.map { ", rv \($0)" } ?? "")
-        }
+        let n = slices.count
+        info["watch"] = loop.watchStatus(retryInMs: retryInMs, up: "up, \(n) slice\(n == 1 ? "" : "s")"
+            + (useCoreEndpoints ? " (core/v1 Endpoints)" : "") + (resourceVersion.map { ", rv \($0)" } ?? ""))
         return info
     }
 }

@@ -84,13 +84,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var context: ChannelHandlerContext?
     private(set) var streams = StreamTable()
     private var nextStreamID: Int32 = 1
-    private(set) var goAwayReceived = false
-    /// No new streams: the subchannel was shut down or moved to a new connection.
-    private(set) var draining = false
-    private(set) var settingsReceived = false
+    /// awaitingSettings → open → goingAway → closed (`ConnectionLifecycle`).
+    private(set) var lifecycle = ConnectionLifecycle()
+    var settingsReceived: Bool { lifecycle.settingsReceived }
     private(set) var peerMaxConcurrentStreams: Int?
-    private var closed = false
-    private var closeReason: String?
     private var inRead = false
     private var flushPending = false
     private var consumedSinceUpdate = 0
@@ -114,7 +111,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     var streamLimit: Int { peerMaxConcurrentStreams ?? 100 }
     var activeStreams: Int { streams.count }
     var canOpenStream: Bool {
-        !closed && !goAwayReceived && !draining && settingsReceived && streams.count < streamLimit && nextStreamID < Int32.max - 2
+        lifecycle.acceptsStreams && streams.count < streamLimit && nextStreamID < Int32.max - 2
     }
 
     // MARK: - lifecycle
@@ -158,13 +155,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if closeReason == nil && !settingsReceived {
-            // Plaintext HTTP/2 to a TLS port: the server drops the connection on our preface. An
-            // address that spoke HTTP/2 before is more likely a server going away (a killed pod
-            // whose kernel still accepted the connection).
-            closeReason = "connection closed before the server's HTTP/2 SETTINGS" + tlsHint
+        // Closed before SETTINGS: plaintext HTTP/2 to a TLS port (the server drops the connection
+        // on our preface) — or, at an address that spoke HTTP/2 before, a server going away (a
+        // killed pod whose kernel still accepted the connection).
+        if let reason = lifecycle.closed(streamsEmpty: streams.isEmpty, beforeSettingsHint: tlsHint) {
+            finishClosed(reason: reason)
         }
-        finishClosed(reason: closeReason ?? (streams.isEmpty && (goAwayReceived || draining) ? "connection closed" : "connection reset"))
         context.fireChannelInactive()
     }
 
@@ -177,15 +173,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     var maxReceiveBytes = 4 * 1024 * 1024
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if closeReason == nil {
+        if lifecycle.closeReason == nil {
             if let sniffed = error as? ServerPrefaceSniffer.NotHTTP2 {
-                closeReason = sniffed.reason
+                lifecycle.closing(because: sniffed.reason)
             } else if !settingsReceived && Self.isFramingError(error) {
-                closeReason = "the server does not speak HTTP/2 (an HTTP/1.1 port?)"
+                lifecycle.closing(because: "the server does not speak HTTP/2 (an HTTP/1.1 port?)")
             } else if !settingsReceived, let io = error as? IOError, io.errnoCode == ECONNRESET {
-                closeReason = "connection reset before the server's HTTP/2 SETTINGS" + tlsHint
+                lifecycle.closing(because: "connection reset before the server's HTTP/2 SETTINGS" + tlsHint)
             } else {
-                closeReason = Self.describe(error)
+                lifecycle.closing(because: Self.describe(error))
             }
         }
         // Stream-level errors (e.g. a stream created after GOAWAY) are handled by the stream logic;
@@ -197,8 +193,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
 
     private func finishClosed(reason: String) {
-        guard !closed else { return }
-        closed = true
         stopTimers()
         let calls = streams.removeAll()
         for call in calls {
@@ -209,22 +203,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Stops opening streams; closes once in-flight ones finish (or after `grace`).
     func drain(grace: TimeAmount = .seconds(30)) {
-        guard !draining, let context else { return }
-        draining = true
+        guard let context, lifecycle.drain() else { return }
         if streams.isEmpty {
-            closeReason = closeReason ?? "subchannel shutdown"
+            lifecycle.closing(because: "subchannel shutdown")
             context.close(promise: nil)
             return
         }
         context.eventLoop.scheduleTask(in: grace) { [weak self] in
-            guard let self, let ctx = self.context, !self.closed else { return }
-            self.closeReason = "subchannel shutdown (drain timeout)"
+            guard let self, let ctx = self.context, !self.lifecycle.isClosed else { return }
+            self.lifecycle.closing(because: "subchannel shutdown (drain timeout)", overriding: true)
             ctx.close(promise: nil)
         }
     }
 
     func close(reason: String) {
-        closeReason = closeReason ?? reason
+        lifecycle.closing(because: reason)
         context?.close(promise: nil)
     }
 
@@ -282,8 +275,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func afterStreamEnded() {
-        if streams.isEmpty && (goAwayReceived || draining), let context {
-            closeReason = closeReason ?? (goAwayReceived ? "GOAWAY drained" : "subchannel shutdown")
+        if let reason = lifecycle.idleCloseReason(streamsEmpty: streams.isEmpty), let context {
+            lifecycle.closing(because: reason)
             context.close(promise: nil)
             return
         }
@@ -346,8 +339,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         case .settings(.settings(let settings)):
             var max: Int?
             for s in settings where s.parameter == .maxConcurrentStreams { max = s.value }
-            if !settingsReceived {
-                settingsReceived = true
+            if lifecycle.receivedSettings() {
                 peerMaxConcurrentStreams = max
                 delegate?.connectionReceivedSettings(self, maxConcurrentStreams: max)
                 sendPing()
@@ -382,7 +374,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             // A stream NIO closed under us (protocol error, created after GOAWAY…).
             let sid = Int32(closedEvent.streamID)
             if let call = streams.removeValue(forKey: sid) {
-                let outcome: RPCOutcome = closedEvent.reason == .refusedStream || goAwayReceived
+                let outcome: RPCOutcome = closedEvent.reason == .refusedStream || lifecycle.goAwayReceived
                     ? .refused : Self.outcome(rst: closedEvent.reason ?? .cancel)
                 delegate?.connection(self, finished: call, outcome: outcome)
                 afterStreamEnded()
@@ -392,8 +384,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func handleGoAway(lastStreamID: Int32, code: HTTP2ErrorCode, debug: String) {
-        let first = !goAwayReceived
-        goAwayReceived = true
+        let first = lifecycle.receivedGoAway()
         // Streams the server never processed are retried elsewhere (transparent retry).
         var refused: [RPCCall] = []
         streams.forEach { if $0.streamID > lastStreamID { refused.append($0) } }
@@ -429,12 +420,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private func startKeepalive(context: ChannelHandlerContext) {
         guard let interval = keepaliveInterval else { return }
         keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-            guard let self, !self.closed else { return }
+            guard let self, !self.lifecycle.isClosed else { return }
             self.sendPing()
             if self.keepaliveTimeout == nil, let ctx = self.context {
                 self.keepaliveTimeout = ctx.eventLoop.scheduleTask(in: self.keepaliveTimeoutAmount) { [weak self] in
                     guard let self else { return }
-                    self.closeReason = "keepalive timeout"
+                    self.lifecycle.closing(because: "keepalive timeout", overriding: true)
                     self.context?.close(promise: nil)
                 }
             }

@@ -71,7 +71,7 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
     /// Takes an RPC if this subchannel can carry it now (a stream slot) or soon (queued behind
     /// the peer's MAX_CONCURRENT_STREAMS). False: pick again.
     func accept(_ call: RPCCall) -> Bool {
-        guard case .ready = machine.state, let conn = current, !conn.goAwayReceived, !conn.draining else { return false }
+        guard case .ready = machine.state, let conn = current, !conn.lifecycle.isGoingAway else { return false }
         if conn.canOpenStream && queue.isEmpty {
             startStream(call, on: conn)
         } else if queue.count >= Engine.maxQueuedCalls {

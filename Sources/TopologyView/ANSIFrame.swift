@@ -1,31 +1,16 @@
-/// Frames as ANSI text (256 colours, the same palette the curses backend uses), for
+/// Frames as ANSI text (256 colours from `Palette`, the table the curses backend uses), for
 /// `grpctop replay --export-cast`: rows that changed since the previous frame, each written
 /// whole after a cursor move, so a player shows exactly the grid.
 public enum ANSIFrame {
     /// SGR parameters of a role: foreground;background and emphasis.
     static func sgr(_ role: StyleRole) -> String {
-        switch role {
-        case .normal: "0"
-        case .header: "0;38;5;15;48;5;24"
-        case .title: "0;1;38;5;110"
-        case .titleFocused: "0;1;38;5;16;48;5;110"
-        case .columnHeader: "0;1;38;5;250"
-        case .selected: "0;1;38;5;16;48;5;252"
-        case .ready: "0;38;5;34"
-        case .connecting: "0;38;5;178"
-        case .failure: "0;1;38;5;196"
-        case .idle: "0;38;5;67"
-        case .draining: "0;38;5;208"
-        case .muted: "0;2;38;5;244"
-        case .accent: "0;1;38;5;81"
-        case .warning: "0;38;5;214"
-        case .bar: "0;38;5;75"
-        case .spark: "0;38;5;114"
-        case .footerKey: "0;1;38;5;16;48;5;110"
-        case .footer: "0;38;5;252;48;5;236"
-        case .added: "0;38;5;46"
-        case .removed: "0;1;38;5;167"
-        }
+        let style = Palette.style(role)
+        var out = "0"
+        if style.bold { out += ";1" }
+        if style.dim { out += ";2" }
+        if let fg = style.fg { out += ";38;5;\(fg)" }
+        if let bg = style.bg { out += ";48;5;\(bg)" }
+        return out
     }
 
     /// The text that turns `previous` (nil: a blank screen) into `grid`.

@@ -6,6 +6,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import TopologyCore
+import TopologyView
 import TopologyRecording
 import TopologyResolvers
 import TopologyTransport

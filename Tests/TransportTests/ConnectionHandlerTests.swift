@@ -228,3 +228,66 @@ final class Connection {
         #expect(c.delegate.log.last == "closed subchannel shutdown")
     }
 }
+
+/// The lifecycle alone: which transitions exist and what each reports.
+@Suite struct ConnectionLifecycleTests {
+    @Test func openOnlyAfterSettings() {
+        var l = ConnectionLifecycle()
+        #expect(!l.acceptsStreams)
+        let r1 = l.receivedSettings()
+        #expect(r1)
+        #expect(l.acceptsStreams && l.phase == .open)
+        let again = l.receivedSettings()
+        #expect(!again)  // a later SETTINGS frame changes nothing here
+    }
+
+    @Test func goAwayAndDrainCombine() {
+        var l = ConnectionLifecycle()
+        _ = l.receivedSettings()
+        let r2 = l.receivedGoAway()
+        #expect(r2)
+        let r3 = l.receivedGoAway()
+        #expect(!r3)
+        let r4 = l.drain()
+        #expect(r4)
+        let r5 = l.drain()
+        #expect(!r5)
+        #expect(l.phase == .goingAway(peer: true, local: true))
+        #expect(!l.acceptsStreams && l.isGoingAway)
+        #expect(l.idleCloseReason(streamsEmpty: false) == nil)
+        #expect(l.idleCloseReason(streamsEmpty: true) == "GOAWAY drained")
+    }
+
+    @Test func theFirstReasonWinsUnlessATimeoutOverrides() {
+        var l = ConnectionLifecycle()
+        _ = l.receivedSettings()
+        l.closing(because: "GOAWAY drained")
+        l.closing(because: "connection reset")
+        #expect(l.closeReason == "GOAWAY drained")
+        l.closing(because: "keepalive timeout", overriding: true)
+        let r6 = l.closed(streamsEmpty: true, beforeSettingsHint: "")
+        #expect(r6 == "keepalive timeout")
+        let twice = l.closed(streamsEmpty: true, beforeSettingsHint: "")
+        #expect(twice == nil)  // reported once
+        #expect(l.isClosed && l.isGoingAway && !l.acceptsStreams)
+    }
+
+    @Test func closedWithoutAReason() {
+        var before = ConnectionLifecycle()
+        let r7 = before.closed(streamsEmpty: true, beforeSettingsHint: " (a TLS port? try --tls)")
+        #expect(r7 == "connection closed before the server's HTTP/2 SETTINGS (a TLS port? try --tls)")
+        var busy = ConnectionLifecycle()
+        _ = busy.receivedSettings()
+        let r8 = busy.closed(streamsEmpty: false, beforeSettingsHint: "")
+        #expect(r8 == "connection reset")
+        var drained = ConnectionLifecycle()
+        _ = drained.receivedSettings()
+        _ = drained.drain()
+        let r9 = drained.closed(streamsEmpty: true, beforeSettingsHint: "")
+        #expect(r9 == "connection closed")
+        var drainedEarly = ConnectionLifecycle()
+        let r10 = drainedEarly.drain()
+        #expect(r10)
+        #expect(drainedEarly.idleCloseReason(streamsEmpty: true) == "subchannel shutdown")
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import TopologyCore
+
+/// The batch output's text tables (`--output table`): a top-style block per snapshot and the
+/// exit summary. The JSON lines are the same values encoded (`Snapshot`, `Summary`).
+extension Snapshot {
+    /// A top-style text block for `--output table`.
+    public func table() -> String {
+        var out = ""
+        let fair = fairness.map { String(format: "%.2f", $0) } ?? "-"
+        out += "t=\(String(format: "%.1f", t))s  \(target)  \(policy)  channel \(channel)  "
+            + "\(String(format: "%.1f", rps)) rps  \(String(format: "%.1f", errorsPerSecond)) err/s  fairness \(fair) (\(fairnessWord))"
+        if queued > 0 { out += "  queued \(queued)" }
+        out += "\n"
+        var res = "resolver \(resolver.name): \(resolver.endpoints) endpoints, \(resolver.updates) updates"
+        if let r = resolver.info["refresh"] { res += ", refresh \(r)" }
+        if let t = resolver.info["ttl"] { res += ", TTL \(t)" }
+        if let e = resolver.error { res += ", ERROR \(e) (for \(formatDuration(resolver.errorForMs ?? 0)), keeping \(resolver.endpoints))" }
+        out += res + "\n"
+        var rows = [["ENDPOINT", "ADDRESS", "CONDITION", "ZONE", "AGE", ""]]
+        for e in endpoints {
+            rows.append([e.name, e.addresses.joined(separator: ","), e.condition, e.zone ?? "-", formatDuration(e.ageMs), e.mark ?? ""])
+        }
+        out += formatTable(rows)
+        rows = [["SUB", "ENDPOINT", "STATE", "FOR", "STREAMS", "QUEUED", "STARTED", "OK", "FAILED", "RTT", "LAST REASON"]]
+        for s in subchannels {
+            let streams = "\(s.streams)/\(s.maxStreams.map(String.init) ?? "100*")"
+            var reason = s.lastReason ?? "-"
+            if let b = s.backoffMs, s.state == "TRANSIENT_FAILURE" { reason += " (retry in \(formatDuration(b)))" }
+            rows.append(["#\(s.id)", s.endpoint, s.state, formatDuration(s.forMs), streams, "\(s.queued)", "\(s.started)",
+                         "\(s.ok)", "\(s.failed)", s.rttMs.map { String(format: "%.2fms", $0) } ?? "-", reason])
+        }
+        out += formatTable(rows)
+        rows = [["BACKEND", "RPS", "SHARE", "P50", "P99", "TOTAL", "FAILED"]]
+        for b in backends {
+            rows.append([b.name, String(format: "%.1f", b.rps), String(format: "%.1f%%", b.share * 100), ms(b.p50Ms), ms(b.p99Ms), "\(b.total)", "\(b.failed)"])
+        }
+        out += formatTable(rows)
+        return out
+    }
+}
+
+extension Summary {
+    public func table() -> String {
+        var out = "summary: \(String(format: "%.1f", seconds))s  \(target)  \(policy)  \(total) RPCs, \(ok) ok, \(failed) failed"
+        if !errors.isEmpty { out += " (" + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")" }
+        out += "  fairness \(fairness.map { String(format: "%.3f", $0) } ?? "-") (\(fairnessWord))"
+        if goAways > 0 || reconnects > 0 { out += "  goaways \(goAways), reconnects \(reconnects)" }
+        out += "\n"
+        var rows = [["BACKEND", "TOTAL", "SHARE", "OK", "FAILED", "ERRORS", "P50", "P99"]]
+        for b in backends {
+            let errs = b.errors.isEmpty ? "-" : b.errors.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
+            rows.append([b.name, "\(b.total)", String(format: "%.1f%%", b.share * 100), "\(b.ok)", "\(b.failed)", errs, ms(b.p50Ms), ms(b.p99Ms)])
+        }
+        if unassignedFailed > 0 {
+            rows.append(["(no subchannel)", "\(unassignedFailed)", "-", "0", "\(unassignedFailed)", "-", "-", "-"])
+        }
+        out += formatTable(rows)
+        return out
+    }
+}
+
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+public func formatTable(_ rows: [[String]]) -> String {
+    guard let width = rows.map(\.count).max(), width > 0 else { return "" }
+    var widths = [Int](repeating: 0, count: width)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    var out = ""
+    for r in rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += i == r.count - 1 ? c : c.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0)
+        }
+        while line.hasSuffix(" ") { line.removeLast() }
+        out += line + "\n"
+    }
+    return out
+}
+
+func ms(_ v: Double?) -> String { v.map { String(format: "%.2fms", $0) } ?? "-" }
