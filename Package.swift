@@ -157,6 +157,10 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
+        .testTarget(
+            name: "TopologyDemoTests",
+            dependencies: ["TopologyDemo", "TopologyCore", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
         .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI", "GRPCWire"]),

@@ -9,6 +9,10 @@ enum Paths {
         if let b = ProcessInfo.processInfo.environment["GRPCTOP_BIN"] { return b }
         return root.appendingPathComponent(".build/debug/grpctop").path
     }
+    /// The benchmarks that need a test double, beside grpctop.
+    static var grpctopBench: String {
+        URL(fileURLWithPath: grpctop).deletingLastPathComponent().appendingPathComponent("grpctop-bench").path
+    }
     /// The venv `.ci/run` (or scripts/test) creates with grpcio installed.
     static var python: String {
         if let p = ProcessInfo.processInfo.environment["GRPCTOP_PYTHON"] { return p }
@@ -142,9 +146,9 @@ final class WatchRun: @unchecked Sendable {
     let out = LineCollector()
     let err = LineCollector()
 
-    init(_ args: [String], subcommand: String = "watch", env: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: Paths.grpctop)
-        process.arguments = [subcommand] + args
+    init(_ args: [String], subcommand: String? = "watch", env: [String: String] = [:], binary: String = Paths.grpctop) throws {
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = (subcommand.map { [$0] } ?? []) + args
         if !env.isEmpty {
             var e = ProcessInfo.processInfo.environment
             for (k, v) in env { e[k] = v }
