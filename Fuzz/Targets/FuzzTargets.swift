@@ -1,4 +1,3 @@
-import GRPCWire
 import Foundation
 import FuzzParsers
 import TopologyCore
@@ -139,18 +138,33 @@ func fuzzGRPCResponse(_ bytes: [UInt8]) {
     let piece = max(1, Int(bytes[0]))
     let limit = Int(bytes[1]) << 8
     var framer = GRPCMessageFramer()
+    // The reader (the etcd client's, the channelz and xDS clients') must agree with the counter
+    // (the data plane's) on the same pieces.
+    var reader = GRPCMessageReader(limit: limit)
+    var whole: [[UInt8]] = []
+    var tooLarge = false
     var i = 2
     bytes.withUnsafeBytes { raw in
         while i < raw.count {
             let end = min(raw.count, i + piece)
             framer.consume(UnsafeRawBufferPointer(rebasing: raw[i..<end]), limit: limit)
+            if !tooLarge {
+                do { whole += try reader.read(raw[i..<end]) } catch { tooLarge = true }
+            }
             i = end
         }
     }
     if let o = framer.oversized { precondition(Int(o) > limit) }
+    precondition(tooLarge == (framer.oversized != nil))
+    if !tooLarge {
+        precondition(whole.count == framer.messages)
+        precondition(whole.allSatisfy { $0.count <= limit })
+    }
     let text = String(decoding: bytes.dropFirst(2), as: UTF8.self)
     if let code = GRPCStatusText.code(text) { precondition((0...16).contains(code)) }
     precondition(GRPCStatusText.message(text).utf8.count <= 4 * 1024)
+    // What a server writes, a client reads back (within the reader's 1,024-byte cap).
+    if text.utf8.count <= 300 { precondition(GRPCStatusText.message(GRPCStatusText.encodeMessage(text)) == text) }
 }
 
 /// Keys as curses hands them over (4-byte codes), through the view state and its prompts

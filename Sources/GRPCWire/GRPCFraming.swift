@@ -19,40 +19,9 @@ public enum GRPCFrame {
     }
 }
 
-/// Reassembles whole messages from DATA frames, whatever their pieces. A length over `limit` is
-/// refused before its bytes are buffered (a 4 GiB claim costs nothing).
-public struct GRPCMessageReader: Sendable {
-    public struct TooLarge: Error, Equatable, Sendable {
-        public var length: Int
-        public var limit: Int
-    }
-
-    public let limit: Int
-    private var buffer: [UInt8] = []
-
-    public init(limit: Int) { self.limit = limit }
-
-    /// True while part of a message is buffered.
-    public var hasPartialMessage: Bool { !buffer.isEmpty }
-
-    /// The messages the new bytes complete.
-    public mutating func read(_ buf: ByteBuffer) throws -> [[UInt8]] {
-        buffer += buf.readableBytesView
-        var out: [[UInt8]] = []
-        var offset = 0
-        while buffer.count - offset >= 5 {
-            let len = Int(buffer[offset + 1]) << 24 | Int(buffer[offset + 2]) << 16 | Int(buffer[offset + 3]) << 8 | Int(buffer[offset + 4])
-            guard len <= limit else {
-                buffer.removeAll()
-                throw TooLarge(length: len, limit: limit)
-            }
-            guard buffer.count - offset - 5 >= len else { break }
-            out.append(Array(buffer[(offset + 5)..<(offset + 5 + len)]))
-            offset += 5 + len
-        }
-        if offset > 0 { buffer.removeFirst(offset) }
-        return out
-    }
+extension GRPCMessageReader {
+    /// The messages a DATA frame's bytes complete.
+    public mutating func read(_ buf: ByteBuffer) throws -> [[UInt8]] { try read(buf.readableBytesView) }
 }
 
 /// The headers and trailers of a response that gRPC reads, found in one pass (HPACK names arrive

@@ -186,7 +186,7 @@ struct Watch: ParsableCommand {
             }
             let k = h[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
             let v = h[h.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            try MetadataRules.check(key: k, value: v, whole: h)
+            if let problem = GRPCMetadata.problem(key: k, value: v, whole: h) { throw UsageFailure(problem) }
             metadata.append((k, v))
         }
 
@@ -337,33 +337,6 @@ struct Watch: ParsableCommand {
 
     /// How long RPCs in flight at the end of a batch run may still take.
     static let endGraceMs: Int64 = 500
-}
-
-/// What `-H` may send. gRPC metadata (PROTOCOL-HTTP2.md): keys of lower-case letters, digits
-/// and `-_.`; ASCII values are printable (%x20-%x7E); `-bin` values are base64. HTTP/2 forbids
-/// connection-specific headers (RFC 9113 §8.2.2), and gRPC reserves `grpc-*` and the headers the
-/// client sends itself: accepting those would break every RPC, so they are refused at the flag.
-enum MetadataRules {
-    static let reserved: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-                                        "host", "content-type", "content-length", "user-agent"]
-
-    static func check(key k: String, value v: String, whole h: String) throws {
-        guard !k.isEmpty, !k.hasPrefix(":"), k.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0) }) else {
-            throw UsageFailure("-H '\(h.debugDescription.dropFirst().dropLast())': '\(k)' is not a valid metadata key (lower-case letters, digits, - _ .)")
-        }
-        if reserved.contains(k) || k.hasPrefix("grpc-") {
-            throw UsageFailure("-H '\(k)': a header grpctop or HTTP/2 sets itself (connection-specific, te, content-type, grpc-*); leave it out")
-        }
-        if k.hasSuffix("-bin") {
-            guard v.unicodeScalars.allSatisfy({ $0.properties.isAlphabetic && $0.isASCII || ("0"..."9").contains($0) || "+/=".unicodeScalars.contains($0) }) else {
-                throw UsageFailure("-H '\(k)': a -bin header's value must be base64")
-            }
-        } else {
-            guard v.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value <= 0x7e }) else {
-                throw UsageFailure("-H '\(k)': the value must be printable ASCII (no line breaks or control characters); use a -bin key for bytes")
-            }
-        }
-    }
 }
 
 /// The Role + RoleBinding text kept for after the dashboard.

@@ -87,3 +87,16 @@ import TopologyCore
         #expect(HTTP2ClientConnection.serverName(for: "::1") == nil)
     }
 }
+
+/// What `-H` may send as gRPC metadata (PROTOCOL-HTTP2.md, RFC 9113 §8.2.2).
+@Suite struct GRPCMetadataTests {
+    @Test func keysAndValues() {
+        #expect(GRPCMetadata.problem(key: "x-tenant", value: "a b", whole: "x-tenant: a b") == nil)
+        #expect(GRPCMetadata.problem(key: "trace-bin", value: "AAE=", whole: "trace-bin: AAE=") == nil)
+        #expect(GRPCMetadata.problem(key: "X-Tenant", value: "a", whole: "X-Tenant: a")?.contains("is not a valid metadata key") == true)
+        #expect(GRPCMetadata.problem(key: "grpc-timeout", value: "1S", whole: "grpc-timeout: 1S")?.contains("sets itself") == true)
+        #expect(GRPCMetadata.problem(key: "te", value: "x", whole: "te: x")?.contains("sets itself") == true)
+        #expect(GRPCMetadata.problem(key: "trace-bin", value: "not base64!", whole: "")?.contains("must be base64") == true)
+        #expect(GRPCMetadata.problem(key: "x", value: "a\r\nb", whole: "")?.contains("printable ASCII") == true)
+    }
+}

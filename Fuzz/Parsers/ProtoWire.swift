@@ -1,0 +1,1 @@
+../../Sources/GRPCWire/ProtoWire.swift
