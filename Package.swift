@@ -46,6 +46,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "ChannelzAPI",
+            dependencies: [
+                "TopologyCore", "GRPCWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
+            name: "TopologySources",
+            dependencies: [
+                "TopologyCore", "ChannelzAPI",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "TopologyTransport",
             dependencies: [
                 "TopologyCore", "GRPCWire",
@@ -129,7 +144,7 @@ let package = Package(
         .target(
             name: "Dashboard",
             dependencies: [
-                "Terminal", "TopologyView", "TopologyCore", "TopologyTransport", "TopologyRecording",
+                "Terminal", "TopologyView", "TopologyCore", "TopologyTransport", "TopologyRecording", "TopologySources",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -137,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "TopologyRecording", "EtcdAPI", "TopologyDemo", "Dashboard",
+                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "TopologyRecording", "EtcdAPI", "TopologyDemo", "Dashboard", "TopologySources", "ChannelzAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -161,13 +176,14 @@ let package = Package(
             name: "TopologyDemoTests",
             dependencies: ["TopologyDemo", "TopologyCore", .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        .testTarget(name: "ChannelzAPITests", dependencies: ["ChannelzAPI", "GRPCWire", "TopologyCore"]),
         .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
         .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI", "GRPCWire"]),
         .testTarget(name: "TopologyViewTests", dependencies: ["TopologyView", "TopologyCore"], exclude: ["Golden"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers", "EtcdAPI"],
+            dependencies: ["TopologyCore", "grpctop", "KubeStandIn", "TopologyResolvers", "EtcdAPI", "ChannelzAPI", "GRPCWire"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -12,7 +12,7 @@ import TopologyView
 // binary users run.
 
 enum FuzzTarget: String, CaseIterable {
-    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz
 }
 
 let selected: FuzzTarget = {
@@ -39,6 +39,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .grpcResponse: fuzzGRPCResponse(bytes)
     case .keys: fuzzKeys(bytes)
     case .dns: fuzzDNS(bytes)
+    case .channelz: fuzzChannelz(bytes)
     }
     return 0
 }
@@ -217,4 +218,22 @@ func fuzzDNS(_ bytes: [UInt8]) {
     }
     var model = Model()
     _ = model.apply(TimedEvent(at: 1, .resolverUpdated(ResolverResult(endpoints: endpoints))))
+}
+
+/// channelz responses as another process's channelz service sends them (`grpctop attach`):
+/// decoded as each response type; what decodes re-encodes to the same message.
+func fuzzChannelz(_ bytes: [UInt8]) {
+    if let r = try? Channelz.GetTopChannelsResponse(serialized: bytes) {
+        precondition((try? Channelz.GetTopChannelsResponse(serialized: r.serialized())) == r)
+    }
+    if let r = try? Channelz.GetSubchannelResponse(serialized: bytes) {
+        precondition((try? Channelz.GetSubchannelResponse(serialized: r.serialized())) == r)
+    }
+    if let r = try? Channelz.GetSocketResponse(serialized: bytes) {
+        precondition((try? Channelz.GetSocketResponse(serialized: r.serialized())) == r)
+    }
+    if let r = try? Channelz.GetServersResponse(serialized: bytes) {
+        precondition((try? Channelz.GetServersResponse(serialized: r.serialized())) == r)
+    }
+    _ = try? Channelz.GetServerSocketsResponse(serialized: bytes)
 }

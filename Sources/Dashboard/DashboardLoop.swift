@@ -3,8 +3,25 @@ import NIOCore
 import NIOPosix
 import Terminal
 import TopologyCore
+import TopologySources
 import TopologyTransport
 import TopologyView
+
+/// What the dashboard reads and commands: our engine (a driven channel) or an observed session
+/// (`grpctop attach`).
+public protocol LiveModelSource: AnyObject {
+    /// A copy of the model now.
+    func currentModel() throws -> Model
+    func submit(_ event: Event)
+}
+
+extension Engine: LiveModelSource {
+    public func currentModel() throws -> Model { try withModel { $0 }.wait() }
+}
+
+extension ObservedSession: LiveModelSource {
+    public func currentModel() throws -> Model { withModel { $0 } }
+}
 
 /// What a driver (the demo) adds to the loop: the engine may change (one per scenario), `n`
 /// moves on.
@@ -21,18 +38,18 @@ public protocol DashboardDriver: AnyObject {
 ///  every 250 ms or after a key: model copy ◄── engine.withModel ; Dashboard.render ──► draw diff
 /// ```
 public enum DashboardLoop {
-    public static func run(engine: Engine, colors: Bool, recording: (() -> String?)? = nil) throws -> (Model, String?) {
+    public static func run(engine: any LiveModelSource, colors: Bool, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         try run(engine: { engine }, colors: colors, demo: nil, recording: recording)
     }
 
     /// Runs until `q`, Ctrl-C or a quit signal; returns the model at the end. `engine` is read
     /// before every frame: the demo swaps it between scenarios.
-    public static func run(engine current: () -> Engine, colors: Bool, demo: DashboardDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
+    public static func run(engine current: () -> any LiveModelSource, colors: Bool, demo: DashboardDriver?, recording: (() -> String?)? = nil) throws -> (Model, String?) {
         var engine = current()
         let screen = DashboardScreen(colors: colors)
         defer { screen.end() }
         var frozen: Model?
-        var model = try engine.withModel { $0 }.wait()
+        var model = try engine.currentModel()
 
         loop: while true {
             if TerminalRestorer.quitRequested != 0 { break }
@@ -44,7 +61,7 @@ public enum DashboardLoop {
                 screen.rows = nil
                 frozen = nil
                 screen.state.details = nil
-                model = try engine.withModel { $0 }.wait()
+                model = try engine.currentModel()
                 screen.dirty = true
             }
             if let key = screen.readKey(timeoutMs: 50) {
@@ -66,12 +83,12 @@ public enum DashboardLoop {
                 }
             }
             guard screen.due else { continue }
-            model = try engine.withModel { $0 }.wait()
+            model = try engine.currentModel()
             screen.state.recording = recording?()
             screen.draw(frozen ?? model)
         }
         let note = screen.end()
-        return (try engine.withModel { $0 }.wait(), note)
+        return (try engine.currentModel(), note)
     }
 }
 

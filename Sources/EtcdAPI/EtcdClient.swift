@@ -1,3 +1,4 @@
+import GRPCWire
 import Foundation
 import NIOCore
 import NIOPosix

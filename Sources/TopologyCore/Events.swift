@@ -48,6 +48,16 @@ public enum Event: Sendable, Codable, Equatable {
     case resolutionRequested
 }
 
+extension Event {
+    /// Whether the model counts RPCs from it (a stats tick, or an observed source's report).
+    public var carriesStats: Bool {
+        switch self {
+        case .stats, .observedChannel: true
+        default: false
+        }
+    }
+}
+
 public struct SessionInfo: Sendable, Codable, Equatable {
     public var target: String
     public var resolver: String
@@ -61,11 +71,15 @@ public struct SessionInfo: Sendable, Codable, Equatable {
     public var startedAt: Double
     public var host: String
     public var version: String
+    /// An observed session (`grpctop attach`): another process's channel, read, not driven;
+    /// grpctop sends no traffic. nil in recordings made before.
+    public var observed: Bool?
 
     public init(
         target: String, resolver: String, policy: LBPolicy, rpc: String, identityHeader: String?,
-        traffic: TrafficSetting, tickMs: Int = 250, startedAt: Double, host: String, version: String
+        traffic: TrafficSetting, tickMs: Int = 250, startedAt: Double, host: String, version: String, observed: Bool? = nil
     ) {
+        self.observed = observed
         self.target = target
         self.resolver = resolver
         self.policy = policy

@@ -58,12 +58,23 @@ extension Model {
         }
     }
 
-    /// An observed source's report (channelz, a proxy's admin API).
+    /// An observed source's report (channelz, a proxy's admin API): states through the
+    /// `Observed` policy, then its counts as one stats tick (a subchannel's calls are its
+    /// backend's: the endpoint names both).
     mutating func applyObserved(_ report: ObservedChannel) {
         if !isObserved { switchPolicy(to: AnyPolicy(Observed())) }
         guard var observed = lb.policy as? Observed else { return }
         observed.apply(report, table: &table)
         lb = AnyPolicy(observed)
+        var tick = StatsTick()
+        for sub in report.subchannels {
+            guard let id = table.live(for: sub.endpoint.key) else { continue }
+            let delta = sub.calls ?? RPCDelta()
+            tick.subchannels.append(SubchannelTick(id: id, activeStreams: sub.activeStreams ?? 0, queued: 0, delta: delta))
+            if sub.calls != nil { tick.backends.append(BackendTick(name: sub.endpoint.displayName, delta: delta)) }
+        }
+        tick.unassigned = report.unassigned ?? RPCDelta()
+        applyStats(tick)
     }
 
     mutating func updateChannelState() {

@@ -60,6 +60,9 @@ public struct Model: Sendable {
     /// Whether the channel is another process's (or a proxy's), read rather than run.
     public var isObserved: Bool { lb.policy is Observed }
 
+    /// What the header and snapshots name as the policy: the driven one, or `observed`.
+    public var policyName: String { isObserved ? Observed.name : policy.rawValue }
+
     /// Changes whenever the set or order of rows may have changed (endpoints, subchannels,
     /// backends): a view may reuse its sorted rows while it stays the same.
     public internal(set) var rowsVersion = 0
@@ -84,10 +87,15 @@ public struct Model: Sendable {
         case .sessionStarted(let info):
             session = info
             policy = info.policy
-            lb = info.policy.make()
             traffic = info.traffic
             topologyChanged = true
-            log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
+            if info.observed == true {
+                lb = AnyPolicy(Observed())
+                log.append(now, .info, "attached to \(info.target): its channel is read, not driven (grpctop sends no RPCs)")
+            } else {
+                lb = info.policy.make()
+                log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
+            }
         case .resolverUpdated(let result):
             // An unchanged answer (a DNS poll, a re-list) only refreshes the resolver's status:
             // no subchannel churn, no new rows.
@@ -109,6 +117,8 @@ public struct Model: Sendable {
         case .subchannel(let id, let event):
             applySubchannel(id, event)
         case .observedChannel(let report):
+            // Its subchannels' addresses are the observed channel's endpoint list.
+            if applyResolverResult(ResolverResult(endpoints: report.subchannels.map(\.endpoint))) { topologyChanged = true }
             applyObserved(report)
         case .stats(let tick):
             applyStats(tick)
@@ -153,7 +163,7 @@ public struct Model: Sendable {
             updateChannelState()
             effects += pickerEffect()
         }
-        if case .stats = timed.event {
+        if timed.event.carriesStats {
             fairnessCache = computeLiveFairness()
             var total = 0
             var peak = 0.0

@@ -92,7 +92,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
         let tick = m.tickMs
         t = Double(m.now) / 1000
         target = m.session?.target ?? ""
-        policy = m.policy.rawValue
+        policy = m.policyName
         channel = m.channelState.rawValue
         rps = round2(m.channel.rate(seconds: 1, tickMs: tick))
         errorsPerSecond = round2(m.channel.errorRate(seconds: 1, tickMs: tick))
@@ -175,7 +175,7 @@ public struct Summary: Codable, Sendable, Equatable {
     public init(_ m: Model) {
         seconds = Double(m.now) / 1000
         target = m.session?.target ?? ""
-        policy = m.policy.rawValue
+        policy = m.policyName
         let ch = m.channel.total
         total = ch.completed
         ok = ch.succeeded

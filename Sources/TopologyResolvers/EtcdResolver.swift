@@ -1,3 +1,4 @@
+import GRPCWire
 import EtcdAPI
 import Foundation
 import TopologyCore

@@ -309,7 +309,7 @@ public enum Dashboard {
             },
         ]
         let live = m.liveSubchannelCount
-        return drawTable(&grid, pane: .subchannels, title: "Subchannels (\(live)) \(m.policy.rawValue)", state: state, x: x, y: y, w: w, h: h,
+        return drawTable(&grid, pane: .subchannels, title: "Subchannels (\(live)) \(m.policyName)", state: state, x: x, y: y, w: w, h: h,
                          rows: rows.subchannels, lookup: { m.subchannels[$0] }, columns: columns, g)
     }
 

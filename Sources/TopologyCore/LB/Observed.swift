@@ -54,16 +54,22 @@ public struct Observed: LoadBalancingPolicy {
     public func pickNode(table: SubchannelTable) -> any PickNode { NoPick() }
 }
 
-/// One report from an observed source: the channel's state and its subchannels.
+/// One report from an observed source (one poll): the channel's state, its subchannels, and
+/// what each counted since the previous report — the model applies the counts as a stats tick,
+/// so rates, shares and fairness come out as for our own client.
 public struct ObservedChannel: Sendable, Codable, Equatable {
     /// Where it was read (`channelz 10.0.0.7:50051`, `envoy admin`): in the log's wording.
     public var source: String
     public var state: ConnectivityState
     public var subchannels: [ObservedSubchannel]
-    public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel]) {
+    /// Calls the channel saw since the previous report that no subchannel counted (failed
+    /// before a pick).
+    public var unassigned: RPCDelta?
+    public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel], unassigned: RPCDelta? = nil) {
         self.source = source
         self.state = state
         self.subchannels = subchannels
+        self.unassigned = unassigned
     }
 }
 
@@ -71,9 +77,15 @@ public struct ObservedSubchannel: Sendable, Codable, Equatable {
     public var endpoint: Endpoint
     public var state: ConnectivityState
     public var reason: String?
-    public init(endpoint: Endpoint, state: ConnectivityState, reason: String? = nil) {
+    /// Calls since the previous report (nil: the source does not count them).
+    public var calls: RPCDelta?
+    /// Streams open now (started − succeeded − failed on its socket), when known.
+    public var activeStreams: Int?
+    public init(endpoint: Endpoint, state: ConnectivityState, reason: String? = nil, calls: RPCDelta? = nil, activeStreams: Int? = nil) {
         self.endpoint = endpoint
         self.state = state
         self.reason = reason
+        self.calls = calls
+        self.activeStreams = activeStreams
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRPCWire
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -22,8 +21,10 @@ public struct GRPCStatus: Error, CustomStringConvertible, Sendable, Equatable {
     }
 }
 
-/// Just enough of a gRPC client for etcd's API: one HTTP/2 connection (h2c or TLS), unary calls
-/// and bidirectional streams, protobuf bytes in and out (framed with gRPC's 5-byte prefix).
+/// Just enough of a gRPC client for the APIs grpctop reads (etcd, channelz; xDS to come): one
+/// HTTP/2 connection (h2c or TLS), unary calls and bidirectional streams, protobuf bytes in and
+/// out (framed with gRPC's 5-byte prefix). The data plane (`TopologyTransport`) has its own,
+/// leaner connection handler; both set up connections with `HTTP2ClientConnection`.
 public final class GRPCConnection: @unchecked Sendable {
     public let authority: String
     /// `https` over TLS, `http` for h2c (etcd's Go server checks it against the connection).
@@ -41,9 +42,24 @@ public final class GRPCConnection: @unchecked Sendable {
     /// Connects (TCP, TLS when `tls` is set, HTTP/2 prior knowledge) within `timeoutMs`.
     public static func connect(host: String, port: Int, tls: NIOSSLContext?, serverName: String?, timeoutMs: Int64,
                                group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> GRPCConnection {
-        let sni = HTTP2ClientConnection.serverName(for: serverName ?? host)
+        try await connect(to: .tcp(host: host, port: port), tls: tls, serverName: serverName, timeoutMs: timeoutMs, group: group)
+    }
+
+    /// Connects to a TCP or Unix-socket address (`:authority` is `localhost` for a socket).
+    public static func connect(to address: EndpointAddress, tls: NIOSSLContext?, serverName: String?, timeoutMs: Int64,
+                               group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> GRPCConnection {
+        let authority: String
+        var sni: String?
+        switch address {
+        case .tcp(let host, let port):
+            authority = HostPort(host: host, port: port).description
+            sni = HTTP2ClientConnection.serverName(for: serverName ?? host)
+        case .unix:
+            authority = "localhost"
+            sni = serverName.flatMap(HTTP2ClientConnection.serverName(for:))
+        }
         let channel = try await HTTP2ClientConnection.connect(
-            to: .tcp(host: host, port: port), group: group, timeout: .milliseconds(timeoutMs), tls: tls, serverName: sni
+            to: address, group: group, timeout: .milliseconds(timeoutMs), tls: tls, serverName: sni
         ) { sync in
             _ = try sync.configureHTTP2Pipeline(
                 mode: .client, connectionConfiguration: HTTP2ClientConnection.connectionConfiguration, streamConfiguration: .init()
@@ -52,7 +68,7 @@ public final class GRPCConnection: @unchecked Sendable {
         let mux = try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
         }.get()
-        return GRPCConnection(authority: HostPort(host: host, port: port).description, scheme: tls == nil ? "http" : "https", channel: channel, multiplexer: mux)
+        return GRPCConnection(authority: authority, scheme: tls == nil ? "http" : "https", channel: channel, multiplexer: mux)
     }
 
     /// Fires when the connection closes (the server went away, or `close`).

@@ -1,0 +1,1 @@
+../../Sources/ChannelzAPI/ChannelzMessages.swift

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// `grpctop attach`: a Python grpcio client application's channel, read through its channelz.
+@Suite(.serialized) struct AttachTests {
+    func fleet(_ n: Int) throws -> [Backend] { try (0..<n).map { try Backend(name: "pod-\($0)") } }
+
+    /// round_robin over three pods: three READY subchannels with their pods' addresses, a third
+    /// of the calls each, fairness balanced — grpctop sending nothing; then one pod SIGKILLed
+    /// leaves READY within two polls, its trace events in the log.
+    @Test func roundRobinApplicationSeenLive() throws {
+        let f = try fleet(3)
+        defer { f.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), rps: 150)
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "9s"], subcommand: "attach")
+        let ready = try #require(run.waitForSnapshot { s in
+            s.rows("subchannels").filter { $0.string("state") == "READY" }.count == 3 && s.rows("backends").filter { $0.double("rps") > 0 }.count == 3
+        }, "never 3 READY subchannels with traffic: \(run.err.all)")
+        #expect(ready.string("policy") == "observed")
+        #expect(Set(ready.rows("subchannels").map { $0.string("endpoint") }) == Set(f.map(\.address)))
+        let killedAt = ready.double("t")
+        let victim = f[1]
+        victim.signal(SIGKILL)
+        let after = run.waitForSnapshot(timeout: 6) { s in
+            s.rows("subchannels").contains { $0.string("endpoint") == victim.address && $0.string("state") != "READY" }
+        }
+        let seenAt = try #require(after, "the killed pod's subchannel stayed READY").double("t")
+        #expect(seenAt - killedAt <= 1.6, "left READY \(seenAt - killedAt) s after the kill (polls every 0.5 s)")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let summary = try #require(run.summary)
+        #expect(summary.string("policy") == "observed")
+        #expect(summary.int("ok") > 300)
+        let rows = summary.rows("backends")
+        #expect(rows.count == 3)
+        for r in rows where r.string("name") != victim.address {
+            #expect(r.double("share") > 0.25, "\(r)")
+        }
+    }
+
+    /// pick_first: one subchannel carries everything. (Fairness is judged over the endpoints the
+    /// observed channel shows: grpcio's pick_first keeps a subchannel for the one it picked only,
+    /// so channelz alone cannot tell that two other pods got nothing — that is `--names`' job.)
+    @Test func pickFirstApplicationOnePodTakesAll() throws {
+        let f = try fleet(3)
+        defer { f.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), lb: "pick_first", rps: 100)
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "4s"], subcommand: "attach")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let summary = try #require(run.summary)
+        let serving = summary.rows("backends").filter { $0.int("total") > 0 }
+        #expect(serving.count == 1, "\(summary.rows("backends"))")
+        #expect(serving.first?.double("share") == 1.0)
+    }
+
+    /// A process without channelz: one line that says how to turn it on, exit 1. Bad flags: exit 2.
+    @Test func withoutChannelzAndBadFlags() throws {
+        let b = try Backend(name: "pod-0")
+        defer { b.stop() }
+        let run = try WatchRun([b.address, "--batch", "--duration", "5s"], subcommand: "attach")
+        #expect(run.wait() == 1)
+        #expect(run.err.all.contains { $0.hasPrefix("grpctop: \(b.address) has no channelz service (UNIMPLEMENTED)") && $0.contains("add_channelz_servicer") })
+        for (args, message) in [(["127.0.0.1"], "has no port"), (["127.0.0.1:1", "--interval", "10ms"], "too short"),
+                                (["unix:"], "needs a socket path"), (["127.0.0.1:1", "--cacert", "/nope"], "need --tls")] {
+            let bad = try WatchRun(args + ["--batch"], subcommand: "attach")
+            #expect(bad.wait() == 2)
+            #expect(bad.err.all.count == 1 && bad.err.all.first?.contains(message) == true, "\(args): \(bad.err.all)")
+        }
+    }
+
+    /// Nothing listening: the snapshots go on, saying the channelz is down and when it retries.
+    @Test func unreachableProcessIsRetried() throws {
+        let port = try freeTCPPort()
+        let run = try WatchRun(["127.0.0.1:\(port)", "--batch", "--output", "json", "--interval", "300ms", "--duration", "2s"], subcommand: "attach")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let last = try #require(run.snapshots.last)
+        let error = last.dict("resolver").string("error")
+        #expect(error.contains("refused") && error.contains("retry in"), "\(error)")
+    }
+}
