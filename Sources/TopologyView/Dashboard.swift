@@ -68,7 +68,7 @@ public enum Dashboard {
         let bottom = height - 1
         var pageSizes: [Pane: Int] = [:]
         if state.showHelp {
-            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil)
+            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
         } else if width >= 160 && height >= 30 {
@@ -91,7 +91,7 @@ public enum Dashboard {
             y += heights[2]
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
         }
-        drawFooter(&grid, state, y: bottom, g, demo: m.isDemo)
+        drawFooter(&grid, state, y: bottom, g, demo: m.isDemo, observed: m.isObserved)
         if g.ascii { grid.asciify() }
         return Frame(grid: grid, rows: rows, pageSizes: pageSizes)
     }
@@ -475,11 +475,11 @@ public enum Dashboard {
         }
     }
 
-    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false, replay: Bool = false) {
+    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false, replay: Bool = false, observed: Bool = false) {
         grid.fill(y: top, char: g.rule, role: .titleFocused)
         grid.put("\(g.rule) Help \(g.rule) keys ", x: 0, y: top, role: .titleFocused)
         var y = top + 1
-        var lines = KeyMap.bindings(demo: demo, replay: replay).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
+        var lines = KeyMap.bindings(demo: demo, replay: replay, observed: observed).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
         // Too short for one line per key: the six movement keys share one line.
         let movement: Set<Action> = [.up, .down, .pageUp, .pageDown, .top, .bottom]
         if lines.count > bottom - y, let first = lines.firstIndex(where: { movement.contains($0.action) }) {

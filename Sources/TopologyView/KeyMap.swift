@@ -51,6 +51,8 @@ public struct KeyBinding: Sendable {
     public var replayOnly = false
     /// Not in a replay (they would change a live engine).
     public var liveOnly = false
+    /// Only where grpctop drives the channel (not `attach`: policy, rate, resolve, reconnect).
+    public var drivenOnly = false
 }
 
 public enum KeyMap {
@@ -84,11 +86,11 @@ public enum KeyMap {
         KeyBinding(keys: [.char("S")], keyLabel: "S", hint: nil, help: "reverse the sort order", action: .sortReverse),
         KeyBinding(keys: [.char("/")], keyLabel: "/", hint: "filter", help: "filter rows by a substring (Enter keeps it, Esc clears it)", action: .filter),
         KeyBinding(keys: [.char("p")], keyLabel: "p", hint: "pause", help: "pause the display (data keeps flowing)", action: .pause, liveOnly: true),
-        KeyBinding(keys: [.char("l")], keyLabel: "l", hint: "policy", help: "switch the LB policy: round_robin → pick_first → least_request → round_robin", action: .cyclePolicy, liveOnly: true),
-        KeyBinding(keys: [.char("+"), .char("=")], keyLabel: "+", hint: nil, help: "double the traffic rate", action: .faster, liveOnly: true),
-        KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower, liveOnly: true),
-        KeyBinding(keys: [.char("r")], keyLabel: "r", hint: nil, help: "ask the resolver for a fresh answer now (DNS lookup, k8s relist)", action: .resolveNow, liveOnly: true),
-        KeyBinding(keys: [.char("x")], keyLabel: "x", hint: nil, help: "renew the selected subchannel's connection (a ClusterIP may move it)", action: .reconnect, liveOnly: true),
+        KeyBinding(keys: [.char("l")], keyLabel: "l", hint: "policy", help: "switch the LB policy: round_robin → pick_first → least_request → round_robin", action: .cyclePolicy, liveOnly: true, drivenOnly: true),
+        KeyBinding(keys: [.char("+"), .char("=")], keyLabel: "+", hint: nil, help: "double the traffic rate", action: .faster, liveOnly: true, drivenOnly: true),
+        KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower, liveOnly: true, drivenOnly: true),
+        KeyBinding(keys: [.char("r")], keyLabel: "r", hint: nil, help: "ask the resolver for a fresh answer now (DNS lookup, k8s relist)", action: .resolveNow, liveOnly: true, drivenOnly: true),
+        KeyBinding(keys: [.char("x")], keyLabel: "x", hint: nil, help: "renew the selected subchannel's connection (a ClusterIP may move it)", action: .reconnect, liveOnly: true, drivenOnly: true),
         KeyBinding(keys: [.char("m")], keyLabel: "m", hint: nil, help: "mark this moment with a label (n/N find it in a replay)", action: .marker, liveOnly: true),
         KeyBinding(keys: [.char("c")], keyLabel: "c", hint: "colors", help: "colours on or off", action: .colors),
         KeyBinding(keys: [.char("n")], keyLabel: "n", hint: "next", help: "skip to the next demo scenario", action: .nextScenario, demoOnly: true),
@@ -97,15 +99,15 @@ public enum KeyMap {
     /// The bindings in force: demo-only ones only in `grpctop demo`, replay-only ones only in
     /// `grpctop replay` (where live-only ones are gone, and a key an earlier binding took is
     /// dropped from a later one: Home seeks, it does not select the first row).
-    public static func bindings(demo: Bool, replay: Bool = false) -> [KeyBinding] {
+    public static func bindings(demo: Bool, replay: Bool = false, observed: Bool = false) -> [KeyBinding] {
         var taken = Set<Key>()
         var out: [KeyBinding] = []
-        for b in bindings where (demo || !b.demoOnly) && (replay || !b.replayOnly) && !(replay && b.liveOnly) {
+        for b in bindings where (demo || !b.demoOnly) && (replay || !b.replayOnly) && !(replay && b.liveOnly) && !(observed && b.drivenOnly) {
             let keys = b.keys.filter { !taken.contains($0) }
             guard !keys.isEmpty else { continue }
             taken.formUnion(keys)
             out.append(KeyBinding(keys: keys, keyLabel: keys == b.keys ? b.keyLabel : label(keys[0]), hint: b.hint, help: b.help,
-                                  action: b.action, demoOnly: b.demoOnly, replayOnly: b.replayOnly, liveOnly: b.liveOnly))
+                                  action: b.action, demoOnly: b.demoOnly, replayOnly: b.replayOnly, liveOnly: b.liveOnly, drivenOnly: b.drivenOnly))
         }
         return out
     }
@@ -117,14 +119,14 @@ public enum KeyMap {
         }
     }
 
-    public static func action(for key: Key, demo: Bool = false, replay: Bool = false) -> Action? {
-        bindings(demo: demo, replay: replay).first { $0.keys.contains(key) }?.action
+    public static func action(for key: Key, demo: Bool = false, replay: Bool = false, observed: Bool = false) -> Action? {
+        bindings(demo: demo, replay: replay, observed: observed).first { $0.keys.contains(key) }?.action
     }
 
     /// Footer hints, e.g. "q quit  ? help  Tab pane …", in table order.
-    public static func footerHints(demo: Bool = false, replay: Bool = false) -> [(key: String, hint: String)] {
+    public static func footerHints(demo: Bool = false, replay: Bool = false, observed: Bool = false) -> [(key: String, hint: String)] {
         var out: [(String, String)] = []
-        for b in bindings(demo: demo, replay: replay) {
+        for b in bindings(demo: demo, replay: replay, observed: observed) {
             guard let hint = b.hint else { continue }
             let label = b.action == .slower ? "+/-" : (b.action == .down ? "↑↓" : (b.action == .seekForward ? "←→" : (b.action == .replayFaster ? "[ ]" : b.keyLabel)))
             out.append((label, hint))
