@@ -20,6 +20,10 @@ public struct ChannelzObserver: Sendable {
     /// of the channel itself.
     private var previous: [Int64: (Int64, Int64, Int64)] = [:]
     private var previousChannel: (Int64, Int64, Int64)?
+    /// The first poll is the baseline: a process that ran for hours must not show all its calls
+    /// as one second's rate. Counts are since grpctop attached (a subchannel created between
+    /// two polls counts from zero).
+    private var polled = false
 
     public init(source: String) { self.source = source }
 
@@ -44,7 +48,7 @@ public struct ChannelzObserver: Sendable {
             seen[id] = counters
             assigned = (assigned.0 + counters.0, assigned.1 + counters.1, assigned.2 + counters.2)
             var delta = RPCDelta()
-            let before = previous[id] ?? (0, 0, 0)
+            let before = polled ? (previous[id] ?? (0, 0, 0)) : counters
             delta.started = Self.difference(counters.0, before.0)
             delta.succeeded = Self.difference(counters.1, before.1)
             delta.failed = Self.difference(counters.2, before.2)
@@ -56,6 +60,7 @@ public struct ChannelzObserver: Sendable {
                                            reason: Self.lastProblem(data.trace), calls: delta, activeStreams: active))
         }
         previous = seen
+        polled = true
         // Calls the channel counted that no subchannel did (failed before a pick).
         let data = channel.data ?? Channelz.ChannelData()
         let channelCounters = (data.callsStarted, data.callsSucceeded, data.callsFailed)

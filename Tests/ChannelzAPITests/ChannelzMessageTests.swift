@@ -47,3 +47,76 @@ import Testing
         #expect(throws: ProtoDecodingError.self) { _ = try Channelz.GetSocketResponse(serialized: [0x0a, 0x02, 0x18]) }
     }
 }
+
+/// Consecutive polls → observed-channel reports.
+@Suite struct ChannelzObserverTests {
+    func subchannel(_ id: Int64, port: Int32, state: Int32, calls: (Int64, Int64, Int64)) -> (Channelz.Subchannel, Channelz.Socket) {
+        var sc = Channelz.Subchannel()
+        var ref = Channelz.SubchannelRef()
+        ref.subchannelId = id
+        sc.ref = ref
+        var data = Channelz.ChannelData()
+        var st = Channelz.ChannelConnectivityState()
+        st.state = state
+        data.state = st
+        data.target = "ipv4:10.0.0.\(id):\(port)"
+        (data.callsStarted, data.callsSucceeded, data.callsFailed) = calls
+        sc.data = data
+        var socket = Channelz.Socket()
+        var remote = Channelz.Address()
+        var tcp = Channelz.TcpIpAddress()
+        tcp.ipAddress = [10, 0, 0, UInt8(id)]
+        tcp.port = port
+        remote.tcpipAddress = tcp
+        socket.remote = remote
+        return (sc, socket)
+    }
+
+    func poll(_ subs: [(Channelz.Subchannel, Channelz.Socket)]) -> ChannelzPoll {
+        var p = ChannelzPoll()
+        for (sc, so) in subs {
+            p.subchannels[sc.ref!.subchannelId] = sc
+            p.sockets[sc.ref!.subchannelId] = so
+        }
+        return p
+    }
+
+    /// The first poll is the baseline (no burst of a process's whole history); later polls give
+    /// the growth; a subchannel born between polls counts from zero; a counter that went back
+    /// (a restarted process) counts from zero too.
+    @Test func deltasBetweenPolls() {
+        var o = ChannelzObserver(source: "channelz test")
+        let ch = Channelz.Channel()
+        let first = o.report(channel: ch, poll: poll([subchannel(1, port: 50051, state: 3, calls: (1000, 990, 10))]))
+        #expect(first.subchannels.map(\.calls?.started) == [0])
+        #expect(first.subchannels.first?.endpoint.displayName == "10.0.0.1:50051")
+        #expect(first.subchannels.first?.state == .ready)
+        let second = o.report(channel: ch, poll: poll([subchannel(1, port: 50051, state: 3, calls: (1100, 1085, 15)),
+                                                       subchannel(2, port: 50051, state: 2, calls: (7, 7, 0))]))
+        #expect(second.subchannels.map(\.calls?.started) == [100, 7])
+        #expect(second.subchannels.map(\.calls?.succeeded) == [95, 7])
+        #expect(second.subchannels.map(\.calls?.failed) == [5, 0])
+        #expect(second.subchannels.map(\.state) == [.ready, .connecting])
+        let restarted = o.report(channel: ch, poll: poll([subchannel(1, port: 50051, state: 4, calls: (3, 3, 0))]))
+        #expect(restarted.subchannels.map(\.calls?.started) == [3])
+        #expect(restarted.subchannels.map(\.state) == [.transientFailure])
+    }
+
+    @Test func addressesFromSocketsOrTargets() {
+        var sc = Channelz.Subchannel()
+        var data = Channelz.ChannelData()
+        data.target = "10.1.2.3:8080"  // grpc-go
+        sc.data = data
+        #expect(ChannelzObserver.address(subchannel: sc, socket: nil) == .tcp(host: "10.1.2.3", port: 8080))
+        data.target = "ipv6:[::1]:50051"  // grpcio, C++
+        sc.data = data
+        #expect(ChannelzObserver.address(subchannel: sc, socket: nil) == .tcp(host: "::1", port: 50051))
+        data.target = "unix:/run/app.sock"
+        sc.data = data
+        #expect(ChannelzObserver.address(subchannel: sc, socket: nil) == .unix(path: "/run/app.sock"))
+        data.target = "garbage:"
+        sc.data = data
+        #expect(ChannelzObserver.address(subchannel: sc, socket: nil) == nil)
+        #expect(ChannelzObserver.state(3) == .ready && ChannelzObserver.state(99) == .idle)
+    }
+}

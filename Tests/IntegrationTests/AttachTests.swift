@@ -1,3 +1,4 @@
+import ChannelzAPI
 import Foundation
 import Testing
 
@@ -77,5 +78,41 @@ import Testing
         let last = try #require(run.snapshots.last)
         let error = last.dict("resolver").string("error")
         #expect(error.contains("refused") && error.contains("retry in"), "\(error)")
+    }
+}
+
+/// The same, against a C++ gRPC client application (Tests/cpp/channelz_client.cc, Debian's
+/// libgrpc++ with grpcpp_channelz; scripts/test builds it).
+@Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: Paths.cppChannelzClient),
+                             "the C++ channelz client is not built (scripts/build-cpp-channelz-client)"))
+struct AttachCppTests {
+    @Test func roundRobinCppApplicationSeenLive() async throws {
+        let f = try (0..<3).map { try Backend(name: "pod-\($0)") }
+        defer { f.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), rps: 150, executable: Paths.cppChannelzClient)
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "4s"], subcommand: "attach")
+        let ready = try #require(run.waitForSnapshot { s in
+            s.rows("subchannels").filter { $0.string("state") == "READY" }.count == 3 && s.rows("backends").filter { $0.double("rps") > 0 }.count == 3
+        }, "never 3 READY subchannels with traffic: \(run.err.all)")
+        #expect(Set(ready.rows("subchannels").map { $0.string("endpoint") }) == Set(f.map(\.address)))
+        #expect(run.wait() == 0, "\(run.err.all)")
+        #expect(try #require(run.summary).string("fairnessWord") == "balanced")
+
+        // Once traffic stops, each subchannel's succeeded calls are what its pod served.
+        app.signal(SIGUSR1)
+        try await Task.sleep(for: .seconds(1.5))
+        let cz = ChannelzClient(address: .tcp(host: "127.0.0.1", port: app.adminPort))
+        defer { cz.close() }
+        let (poll, channel) = try await cz.poll(channelID: nil)
+        #expect(channel?.data?.target.hasPrefix("ipv4:") == true)
+        var byPort: [Int: Int64] = [:]
+        for (id, sc) in poll.subchannels {
+            if let port = poll.sockets[id]?.remote?.tcpipAddress?.port { byPort[Int(port)] = sc.data?.callsSucceeded }
+        }
+        for b in f {
+            let served = Backend.total(b.stop())
+            #expect(Int64(served) == byPort[b.port], "\(b.name): served \(served), channelz \(byPort[b.port] ?? -1)")
+        }
     }
 }

@@ -12,10 +12,16 @@ final class ChannelzApp: @unchecked Sendable {
     let err = LineCollector()
     private(set) var adminPort = 0
 
-    init(target: String, lb: String = "round_robin", rps: Double = 100, channels: Int = 1) throws {
-        process.executableURL = URL(fileURLWithPath: Paths.python)
-        process.arguments = [Paths.root.appendingPathComponent("scripts/pychannelz.py").path,
-                             "--target", target, "--lb", lb, "--rps", "\(rps)", "--channels", "\(channels)"]
+    /// The Python application, or with `executable` the C++ one (no `--channels`).
+    init(target: String, lb: String = "round_robin", rps: Double = 100, channels: Int = 1, executable: String? = nil) throws {
+        if let executable {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = ["--target", target, "--lb", lb, "--rps", "\(rps)"]
+        } else {
+            process.executableURL = URL(fileURLWithPath: Paths.python)
+            process.arguments = [Paths.root.appendingPathComponent("scripts/pychannelz.py").path,
+                                 "--target", target, "--lb", lb, "--rps", "\(rps)", "--channels", "\(channels)"]
+        }
         let o = Pipe(), e = Pipe()
         process.standardOutput = o
         process.standardError = e
@@ -24,7 +30,7 @@ final class ChannelzApp: @unchecked Sendable {
         try process.run()
         guard let line = out.waitFor(timeout: 20, { $0.hasPrefix("admin ") }) else {
             process.terminate()
-            throw FleetError("pychannelz did not start: \(err.all.joined(separator: " | "))")
+            throw FleetError("the channelz client application did not start: \(err.all.joined(separator: " | "))")
         }
         adminPort = Int(line.split(separator: ":").last ?? "") ?? 0
     }

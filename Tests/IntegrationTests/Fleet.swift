@@ -19,6 +19,8 @@ enum Paths {
         return root.appendingPathComponent(".build-venv/bin/python3").path
     }
     static var pyServer: String { root.appendingPathComponent("scripts/pyserver.py").path }
+    /// The C++ gRPC client application with channelz (scripts/build-cpp-channelz-client).
+    static var cppChannelzClient: String { root.appendingPathComponent(".build-bench/channelz_client").path }
 }
 
 /// Collects a process's output lines as they arrive.
