@@ -6,6 +6,8 @@ helloworld.Greeter/SayHello at --rps; the process registers grpcio's channelz se
 admin server (127.0.0.1, a free port) and prints 'admin HOST:PORT' once it listens. SIGUSR1
 stops the traffic (channelz stays up, so its counters can be compared with the servers'),
 SIGTERM ends the process and prints what it counted as JSON: {"sent": N, "ok": N, "failed": N}.
+With --serve the admin server also answers helloworld.Greeter/SayHello, so the process is a
+server too (its client connections show in channelz's GetServerSockets).
 """
 import argparse
 import json
@@ -25,12 +27,16 @@ def main():
     p.add_argument("--lb", default="round_robin")
     p.add_argument("--rps", type=float, default=50)
     p.add_argument("--channels", type=int, default=1, help="extra idle channels (paging tests)")
+    p.add_argument("--serve", action="store_true", help="also serve Greeter on the admin port")
     args = p.parse_args()
     # The test runner may leave signals blocked for its children.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT})
 
     admin = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     channelz.add_channelz_servicer(admin)
+    if args.serve:
+        hello = grpc.unary_unary_rpc_method_handler(lambda request, context: b"\x0a\x02hi")
+        admin.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("helloworld.Greeter", {"SayHello": hello}),))
     port = admin.add_insecure_port("127.0.0.1:0")
     admin.start()
 

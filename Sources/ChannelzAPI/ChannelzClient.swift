@@ -20,6 +20,8 @@ public final class ChannelzClient: @unchecked Sendable {
     /// Results per page asked for, and the most entities of one kind read in one poll.
     public static let pageSize: Int64 = 100
     public static let maxEntities = 10_000
+    /// Client sockets read in detail per server and poll (each is one GetSocket call).
+    public static let maxSocketsPerServer = 200
 
     public init(address: EndpointAddress, tls: NIOSSLContext? = nil, serverName: String? = nil, timeoutMs: Int64 = 5_000) {
         self.address = address
@@ -158,14 +160,15 @@ extension ChannelzClient {
             ?? (channelID == nil ? ChannelzObserver.defaultChannel(poll.channels) : nil)
         guard let chosen else { return (poll, nil) }
         var subchannelIDs: [Int64] = chosen.subchannelRef.map(\.subchannelId)
-        var children = chosen.channelRef.map(\.channelId)
+        var children = chosen.channelRef.map { (id: $0.channelId, parent: chosen.ref?.channelId ?? 0) }
         var depth = 0
         while !children.isEmpty && depth < 4 && subchannelIDs.count < Self.maxEntities {
-            var next: [Int64] = []
-            for id in children.prefix(Self.maxEntities) {
-                guard let child = try await channel(id) else { continue }
+            var next: [(id: Int64, parent: Int64)] = []
+            for c in children.prefix(Self.maxEntities) {
+                guard let child = try await channel(c.id) else { continue }
+                poll.children.append((child, c.parent))
                 subchannelIDs += child.subchannelRef.map(\.subchannelId)
-                next += child.channelRef.map(\.channelId)
+                next += child.channelRef.map { (id: $0.channelId, parent: c.id) }
             }
             children = next
             depth += 1
@@ -176,6 +179,18 @@ extension ChannelzClient {
             if let socketID = sc.socketRef.map(\.socketId).max(), let socket = try await socket(socketID) {
                 poll.sockets[id] = socket
             }
+        }
+        // Servers and who is connected to them.
+        poll.servers = try await servers()
+        for server in poll.servers.prefix(100) {
+            guard let id = server.ref?.serverId else { continue }
+            let refs = try await serverSockets(id)
+            poll.serverSocketCounts[id] = refs.count
+            var sockets: [Channelz.Socket] = []
+            for ref in refs.sorted(by: { $0.socketId < $1.socketId }).prefix(Self.maxSocketsPerServer) {
+                if let s = try await socket(ref.socketId) { sockets.append(s) }
+            }
+            poll.serverSockets[id] = sockets
         }
         return (poll, chosen)
     }

@@ -9,6 +9,12 @@ public struct ChannelzPoll: Sendable {
     public var subchannels: [Int64: Channelz.Subchannel] = [:]
     /// Each subchannel's current socket, by subchannel id.
     public var sockets: [Int64: Channelz.Socket] = [:]
+    /// Child channels read (of the watched channel), with their parent's id.
+    public var children: [(channel: Channelz.Channel, parent: Int64)] = []
+    public var servers: [Channelz.Server] = []
+    /// Each server's client sockets (the first `maxSocketsPerServer` in detail) and how many it has.
+    public var serverSockets: [Int64: [Channelz.Socket]] = [:]
+    public var serverSocketCounts: [Int64: Int] = [:]
     public init() {}
 }
 
@@ -72,7 +78,42 @@ public struct ChannelzObserver: Sendable {
             unassigned.started = unassigned.failed
         }
         previousChannel = channelCounters
-        return ObservedChannel(source: source, state: Self.state(data.state?.state ?? 0), subchannels: subs, unassigned: unassigned)
+        return ObservedChannel(source: source, state: Self.state(data.state?.state ?? 0), subchannels: subs, unassigned: unassigned,
+                               process: Self.process(poll, watched: channel.ref?.channelId))
+    }
+
+    /// The process's channels (top ones and the watched one's children) and servers.
+    static func process(_ poll: ChannelzPoll, watched: Int64?) -> ObservedProcess {
+        func row(_ c: Channelz.Channel, parent: Int64?) -> ObservedChannelRow {
+            let d = c.data ?? Channelz.ChannelData()
+            return ObservedChannelRow(id: c.ref?.channelId ?? 0, parent: parent, target: String(d.target.prefix(512)), state: state(d.state?.state ?? 0),
+                                      callsStarted: d.callsStarted, callsSucceeded: d.callsSucceeded, callsFailed: d.callsFailed,
+                                      subchannels: c.subchannelRef.count)
+        }
+        var channels = poll.channels.map { row($0, parent: nil) }.sorted { $0.id < $1.id }
+        channels += poll.children.map { row($0.channel, parent: $0.parent) }
+        let servers = poll.servers.map { s -> ObservedServer in
+            let id = s.ref?.serverId ?? 0
+            let d = s.data ?? Channelz.ServerData()
+            let sockets = (poll.serverSockets[id] ?? []).map { so -> ObservedSocket in
+                let sd = so.data ?? Channelz.SocketData()
+                return ObservedSocket(id: so.ref?.socketId ?? 0, remote: text(so.remote), local: text(so.local),
+                                      streamsStarted: sd.streamsStarted, streamsSucceeded: sd.streamsSucceeded, streamsFailed: sd.streamsFailed,
+                                      messagesSent: sd.messagesSent, messagesReceived: sd.messagesReceived, keepAlivesSent: sd.keepAlivesSent)
+            }
+            return ObservedServer(id: id, listen: s.listenSocket.map { String($0.name.prefix(200)) }, callsStarted: d.callsStarted,
+                                  callsSucceeded: d.callsSucceeded, callsFailed: d.callsFailed, sockets: sockets,
+                                  socketCount: poll.serverSocketCounts[id] ?? sockets.count)
+        }.sorted { $0.id < $1.id }
+        return ObservedProcess(channels: channels, servers: servers, watched: watched)
+    }
+
+    /// An address as text (`10.0.0.7:50051`, `unix:/path`, or `?`).
+    static func text(_ a: Channelz.Address?) -> String {
+        if let tcp = a?.tcpipAddress, let host = ipText(tcp.ipAddress) { return HostPort(host: host, port: Int(tcp.port)).description }
+        if let uds = a?.udsAddress { return "unix:\(uds.filename.prefix(200))" }
+        if let other = a?.otherAddress { return String(other.name.prefix(200)) }
+        return "?"
     }
 
     /// A counter's growth; a counter that went down (the process restarted) counts from zero.

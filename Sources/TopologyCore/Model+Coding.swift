@@ -6,7 +6,7 @@ extension Model: Codable {
         case session, now, policy, traffic, resolver, endpoints, subchannels, backends, channel, unassigned
         case channelState, channelQueued, log, markers, goAways, reconnectReasons, nextID, liveByKey
         case liveCounts, listed, lb, pickFirst, rowsVersion, fairnessCache, revisionSharesCache
-        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged
+        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged, observedProcess
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -38,6 +38,7 @@ extension Model: Codable {
         try c.encode(backendsCompleted10s, forKey: .backendsCompleted10s)
         try c.encode(backendsPeakPerSecond, forKey: .backendsPeakPerSecond)
         try c.encode(topologyChanged, forKey: .topologyChanged)
+        try c.encodeIfPresent(observedProcess, forKey: .observedProcess)
     }
 
     public init(from decoder: Decoder) throws {
@@ -80,5 +81,6 @@ extension Model: Codable {
         backendsCompleted10s = try c.decode(Int.self, forKey: .backendsCompleted10s)
         backendsPeakPerSecond = try c.decode(Double.self, forKey: .backendsPeakPerSecond)
         topologyChanged = try c.decode(Bool.self, forKey: .topologyChanged)
+        observedProcess = try c.decodeIfPresent(ObservedProcess.self, forKey: .observedProcess)
     }
 }

@@ -45,6 +45,8 @@ public struct Model: Sendable {
     /// Reconnections (a READY subchannel that lost its connection) by the reason the connection
     /// ended (`GOAWAY NO_ERROR`, `connection reset`…).
     public internal(set) var reconnectReasons: [String: Int] = [:]
+    /// An observed process's channels and servers, as last reported (`grpctop attach`).
+    public internal(set) var observedProcess: ObservedProcess?
     public var reconnects: Int { reconnectReasons.values.reduce(0, +) }
 
     var lastPicker: PickerSpec?
@@ -119,6 +121,7 @@ public struct Model: Sendable {
         case .observedChannel(let report):
             // Its subchannels' addresses are the observed channel's endpoint list.
             if applyResolverResult(ResolverResult(endpoints: report.subchannels.map(\.endpoint))) { topologyChanged = true }
+            if let p = report.process { observedProcess = p }
             applyObserved(report)
         case .stats(let tick):
             applyStats(tick)

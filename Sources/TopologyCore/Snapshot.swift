@@ -17,6 +17,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public var endpoints: [EndpointSnapshot]
     public var subchannels: [SubchannelSnapshot]
     public var backends: [BackendSnapshot]
+    /// An observed process's channels and servers (`grpctop attach`); nil otherwise.
+    public var process: ObservedProcess?
 
     public struct ResolverSnapshot: Codable, Sendable, Equatable {
         public var name: String
@@ -126,6 +128,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
                 lastGoAway: sc.lastGoAway.map { GoAwaySnapshot(code: $0.code, lastStreamID: $0.lastStreamID, debug: $0.debug, agoMs: m.now - $0.at) },
                 transitions: sc.transitions.map { "\($0.from.rawValue)->\($0.to.rawValue)\($0.reason.map { ": \($0)" } ?? "")" })
         }
+        process = m.observedProcess
         let recentTotal = m.backends.values.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tick) }
         backends = m.backends.values.sorted { $0.name < $1.name }.map { b in
             let tr = b.traffic

@@ -36,6 +36,29 @@ extension Snapshot {
             rows.append([b.name, String(format: "%.1f", b.rps), String(format: "%.1f%%", b.share * 100), ms(b.p50Ms), ms(b.p99Ms), "\(b.total)", "\(b.failed)"])
         }
         out += formatTable(rows)
+        if let p = process { out += Self.processTables(p) }
+        return out
+    }
+
+    /// An observed process's channels and the client connections its servers hold.
+    static func processTables(_ p: ObservedProcess) -> String {
+        var out = ""
+        var rows = [["CHANNEL", "PARENT", "TARGET", "STATE", "SUBCHANNELS", "STARTED", "OK", "FAILED", ""]]
+        for c in p.channels {
+            rows.append(["#\(c.id)", c.parent.map { "#\($0)" } ?? "-", c.target, c.state.rawValue, "\(c.subchannels)",
+                         "\(c.callsStarted)", "\(c.callsSucceeded)", "\(c.callsFailed)", c.id == p.watched ? "watched" : ""])
+        }
+        out += formatTable(rows)
+        for server in p.servers {
+            out += "server #\(server.id) \(server.listen.joined(separator: ",")): \(server.socketCount) client connection\(server.socketCount == 1 ? "" : "s"), "
+                + "\(server.callsStarted) calls, \(server.callsSucceeded) ok, \(server.callsFailed) failed\n"
+            rows = [["SOCKET", "REMOTE", "STREAMS", "OK", "FAILED", "MSGS IN", "MSGS OUT", "KEEPALIVES"]]
+            for so in server.sockets {
+                rows.append(["#\(so.id)", so.remote, "\(so.streamsStarted)", "\(so.streamsSucceeded)", "\(so.streamsFailed)",
+                             "\(so.messagesReceived)", "\(so.messagesSent)", "\(so.keepAlivesSent)"])
+            }
+            out += formatTable(rows)
+        }
         return out
     }
 }

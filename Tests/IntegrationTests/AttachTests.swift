@@ -116,3 +116,32 @@ struct AttachCppTests {
         }
     }
 }
+
+/// The process as a server: who is connected to it.
+@Suite(.serialized) struct AttachServerTests {
+    /// Two `grpctop watch` clients of the application's server: each is one client connection in
+    /// the snapshot's servers, with the streams it opened; the application's own channels are
+    /// listed, the watched one marked.
+    @Test func clientConnectionsOfAServer() throws {
+        let b = try Backend(name: "pod-0")
+        defer { b.stop() }
+        let app = try ChannelzApp(target: "ipv4:" + b.address, rps: 20, serve: true)
+        defer { app.stop() }
+        let clients = try (0..<2).map { _ in
+            try WatchRun(["ipv4:127.0.0.1:\(app.adminPort)", "--rpc", "greeter", "--rps", "20", "--batch", "--duration", "8s", "--interval", "4s"])
+        }
+        defer { clients.forEach { $0.process.terminate() } }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "5s"], subcommand: "attach")
+        let seen = try #require(run.waitForSnapshot { s in
+            let servers = s.dict("process").rows("servers")
+            return servers.contains { $0.rows("sockets").filter { $0.int("streamsStarted") > 20 }.count >= 2 }
+        }, "no server with two busy client connections: \(run.snapshots.last?.dict("process") ?? [:])")
+        let server = try #require(seen.dict("process").rows("servers").first)
+        #expect(server.int("socketCount") >= 3)  // the two watchers and attach itself
+        for socket in server.rows("sockets") { #expect(socket.string("remote").hasPrefix("127.0.0.1:")) }
+        let channels = seen.dict("process").rows("channels")
+        #expect(channels.contains { $0.string("target") == "ipv4:" + b.address })
+        #expect(seen.dict("process").int("watched") == channels.first { $0.string("target") == "ipv4:" + b.address }?.int("id"))
+        _ = run.wait()
+    }
+}

@@ -65,11 +65,15 @@ public struct ObservedChannel: Sendable, Codable, Equatable {
     /// Calls the channel saw since the previous report that no subchannel counted (failed
     /// before a pick).
     public var unassigned: RPCDelta?
-    public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel], unassigned: RPCDelta? = nil) {
+    /// The rest of the process: its channels and servers (channelz).
+    public var process: ObservedProcess?
+    public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel], unassigned: RPCDelta? = nil,
+                process: ObservedProcess? = nil) {
         self.source = source
         self.state = state
         self.subchannels = subchannels
         self.unassigned = unassigned
+        self.process = process
     }
 }
 
@@ -87,5 +91,87 @@ public struct ObservedSubchannel: Sendable, Codable, Equatable {
         self.reason = reason
         self.calls = calls
         self.activeStreams = activeStreams
+    }
+}
+
+/// What an observed process holds besides the watched channel (channelz): all its top channels
+/// (and their children), and its servers with the client connections they hold — the
+/// server-side picture of load balancing (pod A holds 40 client connections, pod B one).
+public struct ObservedProcess: Sendable, Codable, Equatable {
+    public var channels: [ObservedChannelRow] = []
+    public var servers: [ObservedServer] = []
+    /// The channel whose subchannels are shown.
+    public var watched: Int64?
+    public init(channels: [ObservedChannelRow] = [], servers: [ObservedServer] = [], watched: Int64? = nil) {
+        self.channels = channels
+        self.servers = servers
+        self.watched = watched
+    }
+}
+
+public struct ObservedChannelRow: Sendable, Codable, Equatable {
+    public var id: Int64
+    /// The channel it is nested in (xDS and grpclb make child channels).
+    public var parent: Int64?
+    public var target: String
+    public var state: ConnectivityState
+    public var callsStarted: Int64
+    public var callsSucceeded: Int64
+    public var callsFailed: Int64
+    public var subchannels: Int
+    public init(id: Int64, parent: Int64?, target: String, state: ConnectivityState, callsStarted: Int64, callsSucceeded: Int64, callsFailed: Int64, subchannels: Int) {
+        self.id = id
+        self.parent = parent
+        self.target = target
+        self.state = state
+        self.callsStarted = callsStarted
+        self.callsSucceeded = callsSucceeded
+        self.callsFailed = callsFailed
+        self.subchannels = subchannels
+    }
+}
+
+public struct ObservedServer: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var listen: [String]
+    public var callsStarted: Int64
+    public var callsSucceeded: Int64
+    public var callsFailed: Int64
+    /// Its client connections (the first `ChannelzClient.maxSocketsPerServer` in detail).
+    public var sockets: [ObservedSocket]
+    /// Client connections in all, detailed or not.
+    public var socketCount: Int
+    public init(id: Int64, listen: [String], callsStarted: Int64, callsSucceeded: Int64, callsFailed: Int64, sockets: [ObservedSocket], socketCount: Int) {
+        self.id = id
+        self.listen = listen
+        self.callsStarted = callsStarted
+        self.callsSucceeded = callsSucceeded
+        self.callsFailed = callsFailed
+        self.sockets = sockets
+        self.socketCount = socketCount
+    }
+}
+
+public struct ObservedSocket: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var remote: String
+    public var local: String
+    public var streamsStarted: Int64
+    public var streamsSucceeded: Int64
+    public var streamsFailed: Int64
+    public var messagesSent: Int64
+    public var messagesReceived: Int64
+    public var keepAlivesSent: Int64
+    public init(id: Int64, remote: String, local: String, streamsStarted: Int64, streamsSucceeded: Int64, streamsFailed: Int64,
+                messagesSent: Int64, messagesReceived: Int64, keepAlivesSent: Int64) {
+        self.id = id
+        self.remote = remote
+        self.local = local
+        self.streamsStarted = streamsStarted
+        self.streamsSucceeded = streamsSucceeded
+        self.streamsFailed = streamsFailed
+        self.messagesSent = messagesSent
+        self.messagesReceived = messagesReceived
+        self.keepAlivesSent = keepAlivesSent
     }
 }
