@@ -176,6 +176,7 @@ let package = Package(
             name: "TopologyDemoTests",
             dependencies: ["TopologyDemo", "TopologyCore", .product(name: "NIOPosix", package: "swift-nio")]
         ),
+        .testTarget(name: "TopologySourcesTests", dependencies: ["TopologySources", "ChannelzAPI", "TopologyCore"]),
         .testTarget(name: "ChannelzAPITests", dependencies: ["ChannelzAPI", "GRPCWire", "TopologyCore"]),
         .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),

@@ -107,9 +107,12 @@ public final class ChannelzSource: @unchecked Sendable {
 }
 
 /// The trace events already reported, per channel and subchannel (channelz keeps a bounded
-/// trace per entity; each poll returns all of it).
+/// trace per entity; each poll returns all of it). An event is known by its description and
+/// time; the time is compared within 5 ms, since grpcio recomputes its wall-clock timestamps on
+/// every read (they move by nanoseconds from poll to poll).
 struct TraceCursor {
-    private var seen: [String: (Int64, Int32)] = [:]
+    private var seen: [String: [(text: String, ms: Int64)]] = [:]
+    private var started: [String: Bool] = [:]
 
     mutating func newEvents(channel: Channelz.Channel, poll: ChannelzPoll) -> [Notice] {
         var out: [Notice] = []
@@ -125,16 +128,21 @@ struct TraceCursor {
 
     private mutating func fresh(_ who: String, _ trace: Channelz.ChannelTrace?) -> [Notice] {
         guard let events = trace?.events, !events.isEmpty else { return [] }
-        let last = seen[who]
+        let first = started[who] == nil
+        started[who] = true
+        var known = seen[who] ?? []
         var out: [Notice] = []
-        for e in events {
-            let at = (e.timestamp?.seconds ?? 0, e.timestamp?.nanos ?? 0)
-            if let last, at <= last { continue }
+        let ordered = events.sorted { ($0.timestamp?.seconds ?? 0, $0.timestamp?.nanos ?? 0) < ($1.timestamp?.seconds ?? 0, $1.timestamp?.nanos ?? 0) }
+        for e in ordered {
+            let text = String(e.description.prefix(300))
+            let ms = (e.timestamp?.seconds ?? 0).multipliedReportingOverflow(by: 1000).partialValue + Int64((e.timestamp?.nanos ?? 0) / 1_000_000)
+            if known.contains(where: { $0.text == text && abs($0.ms - ms) <= 5 }) { continue }
+            known.append((text, ms))
             let level: Notice.Level = e.severity == 3 ? .error : (e.severity == 2 ? .warning : .info)
-            out.append(Notice(level, "channelz: \(who): \(String(e.description.prefix(300)))"))
+            out.append(Notice(level, "channelz: \(who): \(text)"))
         }
-        if let newest = events.map({ ($0.timestamp?.seconds ?? 0, $0.timestamp?.nanos ?? 0) }).max(by: <) { seen[who] = newest }
+        seen[who] = Array(known.suffix(256))
         // The first poll shows at most the last 20 of what the process kept.
-        return last == nil ? Array(out.suffix(20)) : out
+        return first ? Array(out.suffix(20)) : out
     }
 }

@@ -48,7 +48,8 @@ extension Dashboard {
         }
         x2 += grid.put("  channel ", x: x2, y: 1, role: .header)
         x2 += grid.put(m.channelState.rawValue, x: x2, y: 1, role: role(for: m.channelState))
-        x2 += grid.put("  load \(m.traffic)", x: x2, y: 1, role: .header)
+        // An observed channel carries its application's load, not ours.
+        x2 += grid.put(m.isObserved ? "  read, no load sent" : "  load \(m.traffic)", x: x2, y: 1, role: .header)
         let failed = m.channel.total.failed
         if failed > 0 {
             grid.put("  \(failed) failed", x: x2, y: 1, role: .failure)

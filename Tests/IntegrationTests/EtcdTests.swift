@@ -283,7 +283,8 @@ struct EtcdTests {
         #expect(w.wait() == 0, "\(w.err.all)")
         let last = try #require(w.snapshots.last)
         #expect(last.endpoint(pod.address) != nil && last.dict("resolver").dict("info").string("user") == "root", "\(last.dict("resolver"))")
-        #expect(try #require(w.summary).int("failed") == 0)
+        let summary = try #require(w.summary)
+        #expect(summary.int("failed") == 0, "errors \(summary["errors"] ?? [:]); resolver errors seen: \(w.snapshots.compactMap { $0.dict("resolver")["error"] as? String })")
         #expect(!(try String(contentsOfFile: rec, encoding: .utf8)).contains("s3cret-pw"))
         let bad = try WatchRun(["etcd:///\(Self.prefix)", "--etcd", etcd.url, "--etcd-user", "root", "--batch", "--output", "json",
                                 "--interval", "500ms", "--duration", "2s"], env: ["GRPCTOP_ETCD_PASSWORD": "wrong"])

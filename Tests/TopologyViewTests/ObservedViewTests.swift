@@ -31,6 +31,7 @@ import TopologyCore
         #expect(text.contains("10.0.0.1:50051") && text.contains("10.0.0.2:50051"))
         #expect(text.contains("attached to channelz:127.0.0.1:50052"))
         #expect(!text.contains("policy") && !text.contains("+/-"))
+        #expect(text.contains("read, no load sent") && !text.contains("load rate"))
     }
 
     @Test func keysThatDriveTrafficAreGone() {
