@@ -20,8 +20,10 @@ public final class ChannelzClient: @unchecked Sendable {
     /// Results per page asked for, and the most entities of one kind read in one poll.
     public static let pageSize: Int64 = 100
     public static let maxEntities = 10_000
-    /// Client sockets read in detail per server and poll (each is one GetSocket call).
+    /// Client sockets read in detail per server, and in all, per poll (each is one GetSocket
+    /// call; a poll must stay cheap for the process too).
     public static let maxSocketsPerServer = 200
+    public static let maxSocketsPerPoll = 500
 
     public init(address: EndpointAddress, tls: NIOSSLContext? = nil, serverName: String? = nil, timeoutMs: Int64 = 5_000) {
         self.address = address
@@ -182,14 +184,16 @@ extension ChannelzClient {
         }
         // Servers and who is connected to them.
         poll.servers = try await servers()
+        var budget = Self.maxSocketsPerPoll
         for server in poll.servers.prefix(100) {
             guard let id = server.ref?.serverId else { continue }
             let refs = try await serverSockets(id)
             poll.serverSocketCounts[id] = refs.count
             var sockets: [Channelz.Socket] = []
-            for ref in refs.sorted(by: { $0.socketId < $1.socketId }).prefix(Self.maxSocketsPerServer) {
+            for ref in refs.sorted(by: { $0.socketId < $1.socketId }).prefix(min(budget, Self.maxSocketsPerServer)) {
                 if let s = try await socket(ref.socketId) { sockets.append(s) }
             }
+            budget -= sockets.count
             poll.serverSockets[id] = sockets
         }
         return (poll, chosen)

@@ -120,7 +120,9 @@ public struct Model: Sendable {
             applySubchannel(id, event)
         case .observedChannel(let report):
             // Its subchannels' addresses are the observed channel's endpoint list.
-            if applyResolverResult(ResolverResult(endpoints: report.subchannels.map(\.endpoint))) { topologyChanged = true }
+            if applyResolverResult(ResolverResult(endpoints: report.subchannels.map(\.endpoint), backends: report.expectedBackends)) {
+                topologyChanged = true
+            }
             if let p = report.process { observedProcess = p }
             applyObserved(report)
         case .stats(let tick):

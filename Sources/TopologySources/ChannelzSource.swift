@@ -17,6 +17,11 @@ public final class ChannelzSource: @unchecked Sendable {
     private var sink: (@Sendable (Event) -> Void)?
     /// Called once when the process answers that it has no channelz service.
     public var onNotEnabled: (@Sendable (String) -> Void)?
+    /// `--names`: a second target resolved only to name the observed addresses (pod, node,
+    /// zone, revision) and to know every pod the channel should reach.
+    public var names: (any EndpointResolver)?
+    private var named: [String: Endpoint] = [:]
+    private var expected: [String]?
 
     public init(address: EndpointAddress, intervalMs: Int64, channelID: Int64? = nil, tls: NIOSSLContext? = nil, serverName: String? = nil) {
         self.address = address
@@ -27,6 +32,7 @@ public final class ChannelzSource: @unchecked Sendable {
 
     public func start(_ sink: @escaping @Sendable (Event) -> Void) {
         lock.withLock { self.sink = sink }
+        names?.start { [weak self] event in self?.namesEvent(event) }
         let t = Task { [self] in await run() }
         lock.withLock { task = t }
     }
@@ -38,6 +44,43 @@ public final class ChannelzSource: @unchecked Sendable {
         }
         t?.cancel()
         client.close()
+        names?.stop()
+    }
+
+    /// The names resolver's answers: addresses → endpoints; its failures go to the log.
+    private func namesEvent(_ event: Event) {
+        switch event {
+        case .resolverUpdated(let result):
+            var map: [String: Endpoint] = [:]
+            for e in result.endpoints { for a in e.addresses { map[a.description] = e } }
+            let pods = result.endpoints.filter(\.ready).map(\.displayName)
+            lock.withLock {
+                named = map
+                expected = result.backends ?? pods
+            }
+        case .resolverFailed(let f):
+            push(.notice(Notice(.warning, "--names: \(f.message)")))
+        default:
+            break
+        }
+    }
+
+    /// An observed address with the names resolver's pod, node, zone and revision.
+    private func name(_ report: ObservedChannel) -> ObservedChannel {
+        let (map, pods) = lock.withLock { (named, expected) }
+        guard !map.isEmpty || pods != nil else { return report }
+        var r = report
+        r.subchannels = report.subchannels.map { sub in
+            var s = sub
+            if let a = sub.endpoint.addresses.first, let known = map[a.description] {
+                var e = known
+                e.addresses = sub.endpoint.addresses
+                s.endpoint = e
+            }
+            return s
+        }
+        r.expectedBackends = pods
+        return r
     }
 
     /// Watch another channel (the Channels pane's Enter).
@@ -79,7 +122,7 @@ public final class ChannelzSource: @unchecked Sendable {
                 downSince = nil
                 backoff.reset()
                 push(.resolverStatus(info))
-                push(.observedChannel(observer.report(channel: channel, poll: poll)))
+                push(.observedChannel(name(observer.report(channel: channel, poll: poll))))
                 for line in traces.newEvents(channel: channel, poll: poll) { push(.notice(line)) }
             } catch let e as ChannelzError {
                 if case .notEnabled = e, !reportedNotEnabled {

@@ -4,6 +4,7 @@ import Foundation
 import NIOSSL
 import TopologyCore
 import TopologyRecording
+import TopologyResolvers
 import TopologySources
 import TopologyTransport
 import TopologyView
@@ -24,6 +25,8 @@ struct Attach: ParsableCommand {
     @Argument(help: "Address of the process's channelz service: host:port or unix:PATH.") var address: String
     @Option(help: "Time between polls (and snapshots with --batch).") var interval = "1s"
     @Option(help: "The channel to watch, by channelz id (default: the first with subchannels).") var channel: Int64?
+    @Option(help: "A target resolved only to name addresses by pod, node and zone, and to know every pod the channel should reach (kubernetes:///svc.ns:port, dns:///…, file:…).")
+    var names: String?
     @Flag(help: "Use TLS (ALPN h2).") var tls = false
     @Option(help: "PEM CA certificate to trust (with --tls).") var cacert: String?
     @Option(help: "PEM client certificate (with --tls).") var cert: String?
@@ -77,6 +80,15 @@ struct Attach: ParsableCommand {
         defer { recorder?.finish() }
         if let recorder { session.observe { timed, model in recorder.record(timed, model: model) } }
         let source = ChannelzSource(address: target, intervalMs: intervalMs, channelID: channel, tls: context, serverName: serverName)
+        if let names {
+            let parsed: Target
+            do { parsed = try Target.parse(names) } catch { throw UsageFailure("--names: \(error.message)") }
+            do {
+                source.names = try ResolverFactory.make(parsed, text: names, settings: ResolverFactory.Settings())
+            } catch let e as ResolverFactory.SetupError {
+                throw UsageFailure("--names: \(e.description)")
+            }
+        }
         let notEnabled = NotEnabled()
         source.onNotEnabled = { message in notEnabled.set(message) }
         session.submit(.sessionStarted(SessionInfo(

@@ -55,6 +55,31 @@ import Testing
         #expect(serving.first?.double("share") == 1.0)
     }
 
+    /// `--names`: a second target names the addresses by pod and lists every pod the channel
+    /// should reach — so pick_first's two idle pods count in fairness ("one pod takes all").
+    @Test func namesGiveEveryPodAndTheirNames() throws {
+        let f = try fleet(3)
+        defer { f.forEach { $0.stop() } }
+        let dir = tempDir()
+        let file = dir + "/pods.txt"
+        try writeEndpoints(file, f.enumerated().map { i, b in "\(b.address) pod=web-7d9f8c6b5-x\(i) zone=zone-\(i % 2)" })
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), lb: "pick_first", rps: 100)
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--names", "file:" + file, "--batch", "--output", "json",
+                                "--interval", "500ms", "--duration", "4s"], subcommand: "attach")
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let summary = try #require(run.summary)
+        #expect(summary.string("fairnessWord") == "one pod takes all")
+        let rows = summary.rows("backends")
+        #expect(Set(rows.map { $0.string("name") }) == Set((0..<3).map { "web-7d9f8c6b5-x\($0)" }))
+        #expect(rows.filter { $0.int("total") > 0 }.count == 1)
+        let last = try #require(run.snapshots.last)
+        #expect(last.rows("subchannels").allSatisfy { $0.string("endpoint").hasPrefix("web-7d9f8c6b5-x") })
+        let bad = try WatchRun(["127.0.0.1:1", "--names", "nope://x", "--batch"], subcommand: "attach")
+        #expect(bad.wait() == 2)
+        #expect(bad.err.all.first?.hasPrefix("grpctop: --names: ") == true, "\(bad.err.all)")
+    }
+
     /// A process without channelz: one line that says how to turn it on, exit 1. Bad flags: exit 2.
     @Test func withoutChannelzAndBadFlags() throws {
         let b = try Backend(name: "pod-0")

@@ -66,3 +66,19 @@ public struct EndpointList: Sendable, Codable {
 func endpointGoneReason(_ key: EndpointKey, table: SubchannelTable) -> String {
     table.listed.contains(key) ? "endpoint not ready" : "endpoint removed"
 }
+
+/// A policy that manages its subchannels as an `EndpointList` (round_robin, least_request): all
+/// but the picker comes from here.
+public protocol EndpointListPolicy: LoadBalancingPolicy {
+    var list: EndpointList { get set }
+}
+
+extension EndpointListPolicy {
+    public mutating func update(endpoints: [Endpoint], table: inout SubchannelTable) { list.update(endpoints: endpoints, table: &table) }
+    public mutating func subchannelChanged(_ id: SubchannelID, from: ConnectivityState, to: ConnectivityState, table: inout SubchannelTable) {
+        list.subchannelChanged(id, from: from, to: to, table: &table)
+    }
+    public func owns(_ id: SubchannelID) -> Bool { list.owned.owns(id) }
+    public mutating func shutDownAll(why: String, table: inout SubchannelTable) { list.shutDownAll(why: why, table: &table) }
+    public func state(previous: ConnectivityState, table: SubchannelTable) -> ConnectivityState { list.state(previous: previous) }
+}

@@ -1,21 +1,14 @@
 /// least_request (gRFC A48): round_robin's subchannel management (`EndpointList`); each RPC
 /// samples `choiceCount` READY subchannels at random (with replacement) and takes the one with
 /// the fewest RPCs outstanding.
-public struct LeastRequest: LoadBalancingPolicy {
+public struct LeastRequest: EndpointListPolicy {
     public static let name = "least_request"
     /// A48's `choice_count` (default 2, 2…10).
     public static let choiceCount = 2
-    public private(set) var list = EndpointList()
+    public var list = EndpointList()
     public init() {}
     init(legacy list: EndpointList) { self.list = list }
 
-    public mutating func update(endpoints: [Endpoint], table: inout SubchannelTable) { list.update(endpoints: endpoints, table: &table) }
-    public mutating func subchannelChanged(_ id: SubchannelID, from: ConnectivityState, to: ConnectivityState, table: inout SubchannelTable) {
-        list.subchannelChanged(id, from: from, to: to, table: &table)
-    }
-    public func owns(_ id: SubchannelID) -> Bool { list.owned.owns(id) }
-    public mutating func shutDownAll(why: String, table: inout SubchannelTable) { list.shutDownAll(why: why, table: &table) }
-    public func state(previous: ConnectivityState, table: SubchannelTable) -> ConnectivityState { list.state(previous: previous) }
     public func pickNode(table: SubchannelTable) -> any PickNode { Pick(ready: list.ready) }
 
     public struct Pick: PickNode, Equatable {

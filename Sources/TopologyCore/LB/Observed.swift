@@ -67,8 +67,12 @@ public struct ObservedChannel: Sendable, Codable, Equatable {
     public var unassigned: RPCDelta?
     /// The rest of the process: its channels and servers (channelz).
     public var process: ObservedProcess?
+    /// Every pod the channel should reach, when known from elsewhere (`attach --names`): counted
+    /// in fairness with zero when no subchannel of the channel reaches it.
+    public var expectedBackends: [String]?
     public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel], unassigned: RPCDelta? = nil,
-                process: ObservedProcess? = nil) {
+                process: ObservedProcess? = nil, expectedBackends: [String]? = nil) {
+        self.expectedBackends = expectedBackends
         self.source = source
         self.state = state
         self.subchannels = subchannels

@@ -1,18 +1,11 @@
 /// round_robin: one subchannel per endpoint, each kept connected (`EndpointList`); RPCs go to the
 /// READY ones in turn, from a random start.
-public struct RoundRobin: LoadBalancingPolicy {
+public struct RoundRobin: EndpointListPolicy {
     public static let name = "round_robin"
-    public private(set) var list = EndpointList()
+    public var list = EndpointList()
     public init() {}
     init(legacy list: EndpointList) { self.list = list }
 
-    public mutating func update(endpoints: [Endpoint], table: inout SubchannelTable) { list.update(endpoints: endpoints, table: &table) }
-    public mutating func subchannelChanged(_ id: SubchannelID, from: ConnectivityState, to: ConnectivityState, table: inout SubchannelTable) {
-        list.subchannelChanged(id, from: from, to: to, table: &table)
-    }
-    public func owns(_ id: SubchannelID) -> Bool { list.owned.owns(id) }
-    public mutating func shutDownAll(why: String, table: inout SubchannelTable) { list.shutDownAll(why: why, table: &table) }
-    public func state(previous: ConnectivityState, table: SubchannelTable) -> ConnectivityState { list.state(previous: previous) }
     public func pickNode(table: SubchannelTable) -> any PickNode { Pick(ready: list.ready) }
 
     /// READY subchannels in turn.
