@@ -88,7 +88,10 @@ import Testing
         #expect(run.wait() == 1)
         #expect(run.err.all.contains { $0.hasPrefix("grpctop: \(b.address) has no channelz service (UNIMPLEMENTED)") && $0.contains("add_channelz_servicer") })
         for (args, message) in [(["127.0.0.1"], "has no port"), (["127.0.0.1:1", "--interval", "10ms"], "too short"),
-                                (["unix:"], "needs a socket path"), (["127.0.0.1:1", "--cacert", "/nope"], "need --tls")] {
+                                (["unix:"], "needs a socket path"), (["127.0.0.1:1", "--cacert", "/nope"], "need --tls"),
+                                (["127.0.0.1:1", "--iterations", "0"], "at least 1"), (["127.0.0.1:1", "--channel=-1"], "ids are positive"),
+                                (["127.0.0.1:1", "--output", "xml"], "is not known"), (["127.0.0.1:1", "--duration", "1e17"], "too long"),
+                                (["127.0.0.1:1", "--tls", "--cacert", "/nope"], "no such file")] {
             let bad = try WatchRun(args + ["--batch"], subcommand: "attach")
             #expect(bad.wait() == 2)
             #expect(bad.err.all.count == 1 && bad.err.all.first?.contains(message) == true, "\(args): \(bad.err.all)")
