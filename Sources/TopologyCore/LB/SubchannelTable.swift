@@ -33,8 +33,6 @@ public struct SubchannelTable: Sendable {
     public var live: [(key: EndpointKey, id: SubchannelID)] {
         liveByKey.map { (key: $0.key, id: $0.value) }.sorted { $0.id < $1.id }
     }
-    /// Live subchannels in a state (any policy's).
-    public func count(_ state: ConnectivityState) -> Int { liveCounts[state] ?? 0 }
     public var liveCount: Int { liveCounts.values.reduce(0, +) }
 
     // MARK: - what policies do
@@ -116,7 +114,6 @@ public struct OwnedSubchannels: Sendable, Codable {
 
     public func owns(_ id: SubchannelID) -> Bool { ids.contains(id) }
     public func count(_ state: ConnectivityState) -> Int { counts[state] ?? 0 }
-    public var isEmpty: Bool { ids.isEmpty }
 
     /// Takes a subchannel in, in its current state.
     public mutating func adopt(_ id: SubchannelID, state: ConnectivityState) {
