@@ -7,7 +7,8 @@ admin server (127.0.0.1, a free port) and prints 'admin HOST:PORT' once it liste
 stops the traffic (channelz stays up, so its counters can be compared with the servers'),
 SIGTERM ends the process and prints what it counted as JSON: {"sent": N, "ok": N, "failed": N}.
 With --serve the admin server also answers helloworld.Greeter/SayHello, so the process is a
-server too (its client connections show in channelz's GetServerSockets).
+server too (its client connections show in channelz's GetServerSockets). With --tls-ca the
+channel speaks TLS (its sockets then carry the cipher and the peer certificate).
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ def main():
     p.add_argument("--rps", type=float, default=50)
     p.add_argument("--channels", type=int, default=1, help="extra idle channels (paging tests)")
     p.add_argument("--serve", action="store_true", help="also serve Greeter on the admin port")
+    p.add_argument("--tls-ca", help="PEM CA: the channel uses TLS (server name localhost)")
     args = p.parse_args()
     # The test runner may leave signals blocked for its children.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT})
@@ -41,7 +43,12 @@ def main():
     admin.start()
 
     options = [("grpc.lb_policy_name", args.lb), ("grpc.enable_channelz", 1)]
-    channel = grpc.insecure_channel(args.target, options=options)
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.target, creds, options=options + [("grpc.ssl_target_name_override", "localhost")])
+    else:
+        channel = grpc.insecure_channel(args.target, options=options)
     extra = [grpc.insecure_channel(f"dns:///extra-{i}.invalid:1", options=options) for i in range(args.channels - 1)]
     say = channel.unary_unary("/helloworld.Greeter/SayHello")
     counts = {"sent": 0, "ok": 0, "failed": 0}

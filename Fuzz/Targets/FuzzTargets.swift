@@ -231,6 +231,13 @@ func fuzzChannelz(_ bytes: [UInt8]) {
     }
     if let r = try? Channelz.GetSocketResponse(serialized: bytes) {
         precondition((try? Channelz.GetSocketResponse(serialized: r.serialized())) == r)
+        if let cert = r.socket?.security?.tls?.remoteCertificate, let subject = CertificateSubject.text(certificate: cert) {
+            precondition(subject.count <= 200 && !subject.unicodeScalars.contains { $0.value < 0x20 })
+        }
+    }
+    // The peer certificate (DER or PEM) as its own input too.
+    if let subject = CertificateSubject.text(certificate: bytes) {
+        precondition(subject.count <= 200 && !subject.unicodeScalars.contains { $0.value < 0x20 })
     }
     if let r = try? Channelz.GetServersResponse(serialized: bytes) {
         precondition((try? Channelz.GetServersResponse(serialized: r.serialized())) == r)

@@ -30,6 +30,9 @@ public struct ChannelzObserver: Sendable {
     /// as one second's rate. Counts are since grpctop attached (a subchannel created between
     /// two polls counts from zero).
     private var polled = false
+    /// Every channel's calls started and failed at the previous poll (for the Channels pane's
+    /// rates), by channel id.
+    private var previousRows: [Int64: (started: Int64, failed: Int64)] = [:]
 
     public init(source: String) { self.source = source }
 
@@ -40,8 +43,9 @@ public struct ChannelzObserver: Sendable {
         return sorted.first { !$0.subchannelRef.isEmpty || !$0.channelRef.isEmpty } ?? sorted.first
     }
 
-    /// The report for `channel` in `poll`.
-    public mutating func report(channel: Channelz.Channel, poll: ChannelzPoll) -> ObservedChannel {
+    /// The report for `channel` in `poll`; `elapsedMs` is the time since the previous poll (for
+    /// the channels' rates).
+    public mutating func report(channel: Channelz.Channel, poll: ChannelzPoll, elapsedMs: Int64? = nil) -> ObservedChannel {
         var subs: [ObservedSubchannel] = []
         var seen: [Int64: (Int64, Int64, Int64)] = [:]
         var assigned: (Int64, Int64, Int64) = (0, 0, 0)
@@ -63,7 +67,8 @@ public struct ChannelzObserver: Sendable {
                 active = Int(clamping: max(0, d.streamsStarted - d.streamsSucceeded - d.streamsFailed))
             }
             subs.append(ObservedSubchannel(endpoint: Endpoint(addresses: [address]), state: Self.state(data.state?.state ?? 0),
-                                           reason: Self.lastProblem(data.trace), calls: delta, activeStreams: active))
+                                           reason: Self.lastProblem(data.trace), calls: delta, activeStreams: active,
+                                           socket: socket.map(Self.socket), lifetime: Self.calls(data)))
         }
         previous = seen
         polled = true
@@ -78,8 +83,51 @@ public struct ChannelzObserver: Sendable {
             unassigned.started = unassigned.failed
         }
         previousChannel = channelCounters
+        var process = Self.process(poll, watched: channel.ref?.channelId)
+        var rows: [Int64: (started: Int64, failed: Int64)] = [:]
+        for i in process.channels.indices {
+            let row = process.channels[i]
+            rows[row.id] = (row.callsStarted, row.callsFailed)
+            if let before = previousRows[row.id], let ms = elapsedMs, ms > 0 {
+                process.channels[i].startedPerSecond = Double(Self.difference(row.callsStarted, before.started)) * 1000 / Double(ms)
+                process.channels[i].failedPerSecond = Double(Self.difference(row.callsFailed, before.failed)) * 1000 / Double(ms)
+            }
+        }
+        previousRows = rows
         return ObservedChannel(source: source, state: Self.state(data.state?.state ?? 0), subchannels: subs, unassigned: unassigned,
-                               process: Self.process(poll, watched: channel.ref?.channelId))
+                               process: process)
+    }
+
+    static func calls(_ d: Channelz.ChannelData) -> ObservedCalls {
+        ObservedCalls(started: d.callsStarted, succeeded: d.callsSucceeded, failed: d.callsFailed, lastStarted: seconds(d.lastCallStartedTimestamp))
+    }
+
+    /// A timestamp as seconds since 1970 (nil when absent or zero).
+    static func seconds(_ t: Channelz.Timestamp?) -> Double? {
+        guard let t, t.seconds > 0 || t.nanos > 0 else { return nil }
+        return Double(t.seconds) + Double(max(0, min(999_999_999, t.nanos))) / 1e9
+    }
+
+    /// A socket as the model keeps it: counts, windows, times, security.
+    static func socket(_ so: Channelz.Socket) -> ObservedSocket {
+        let sd = so.data ?? Channelz.SocketData()
+        var o = ObservedSocket(id: so.ref?.socketId ?? 0, remote: text(so.remote), local: text(so.local),
+                               streamsStarted: sd.streamsStarted, streamsSucceeded: sd.streamsSucceeded, streamsFailed: sd.streamsFailed,
+                               messagesSent: sd.messagesSent, messagesReceived: sd.messagesReceived, keepAlivesSent: sd.keepAlivesSent)
+        o.localWindow = sd.localFlowControlWindow?.value
+        o.remoteWindow = sd.remoteFlowControlWindow?.value
+        o.peerMaxStreams = sd.peerMaxConcurrentStreams > 0 ? Int(sd.peerMaxConcurrentStreams) : nil
+        o.lastMessageSent = seconds(sd.lastMessageSentTimestamp)
+        o.lastMessageReceived = seconds(sd.lastMessageReceivedTimestamp)
+        o.lastStreamCreated = [seconds(sd.lastLocalStreamCreatedTimestamp), seconds(sd.lastRemoteStreamCreatedTimestamp)].compactMap { $0 }.max()
+        o.goAwayCode = sd.receivedGoawayError?.value
+        if let tls = so.security?.tls {
+            o.tlsCipher = String((tls.standardName.isEmpty ? tls.otherName : tls.standardName).prefix(100))
+            o.peerSubject = CertificateSubject.text(certificate: tls.remoteCertificate)
+        } else if let other = so.security?.other {
+            o.otherSecurity = String(other.name.prefix(100))
+        }
+        return o
     }
 
     /// The process's channels (top ones and the watched one's children) and servers.
@@ -88,19 +136,14 @@ public struct ChannelzObserver: Sendable {
             let d = c.data ?? Channelz.ChannelData()
             return ObservedChannelRow(id: c.ref?.channelId ?? 0, parent: parent, target: String(d.target.prefix(512)), state: state(d.state?.state ?? 0),
                                       callsStarted: d.callsStarted, callsSucceeded: d.callsSucceeded, callsFailed: d.callsFailed,
-                                      subchannels: c.subchannelRef.count)
+                                      subchannels: c.subchannelRef.count, lastCallStarted: seconds(d.lastCallStartedTimestamp))
         }
         var channels = poll.channels.map { row($0, parent: nil) }.sorted { $0.id < $1.id }
         channels += poll.children.map { row($0.channel, parent: $0.parent) }
         let servers = poll.servers.map { s -> ObservedServer in
             let id = s.ref?.serverId ?? 0
             let d = s.data ?? Channelz.ServerData()
-            let sockets = (poll.serverSockets[id] ?? []).map { so -> ObservedSocket in
-                let sd = so.data ?? Channelz.SocketData()
-                return ObservedSocket(id: so.ref?.socketId ?? 0, remote: text(so.remote), local: text(so.local),
-                                      streamsStarted: sd.streamsStarted, streamsSucceeded: sd.streamsSucceeded, streamsFailed: sd.streamsFailed,
-                                      messagesSent: sd.messagesSent, messagesReceived: sd.messagesReceived, keepAlivesSent: sd.keepAlivesSent)
-            }
+            let sockets = (poll.serverSockets[id] ?? []).map(socket)
             return ObservedServer(id: id, listen: s.listenSocket.map { String($0.name.prefix(200)) }, callsStarted: d.callsStarted,
                                   callsSucceeded: d.callsSucceeded, callsFailed: d.callsFailed, sockets: sockets,
                                   socketCount: poll.serverSocketCounts[id] ?? sockets.count)

@@ -79,6 +79,7 @@ public enum DashboardLoop {
                     case .resolveNow: engine.submit(.resolutionRequested)
                     case .replay: break  // only in grpctop replay
                     case .marker(let label): engine.submit(.marker(label))
+                    case .watchChannel(let id): engine.submit(.channelChosen(id))
                     }
                 }
             }

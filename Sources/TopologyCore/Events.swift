@@ -46,6 +46,9 @@ public enum Event: Sendable, Codable, Equatable {
     case reconnectRequested(SubchannelID)
     /// The user (`r`) asked the resolver for a fresh answer now.
     case resolutionRequested
+    /// The user chose another of an observed process's channels to watch (attach's Channels
+    /// pane, Enter).
+    case channelChosen(Int64)
 }
 
 extension Event {
@@ -172,4 +175,6 @@ public enum Effect: Sendable, Equatable {
     case setTraffic(TrafficSetting)
     /// Open a new connection on a READY subchannel; the old one finishes its streams.
     case reconnect(SubchannelID)
+    /// Watch another of the observed process's channels (its channelz id).
+    case watchChannel(Int64)
 }

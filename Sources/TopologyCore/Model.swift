@@ -147,6 +147,11 @@ public struct Model: Sendable {
             }
             log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName): new connection requested")
             effects.append(.reconnect(id))
+        case .channelChosen(let id):
+            guard isObserved, id != observedProcess?.watched else { break }
+            let target = observedProcess?.channels.first { $0.id == id }?.target
+            log.append(now, .info, "watching channel #\(id)\(target.map { " \($0)" } ?? "") (chosen)")
+            effects.append(.watchChannel(id))
         case .resolutionRequested:
             log.append(now, .info, "re-resolution requested by the user")
             effects.append(.requestResolution(.user))

@@ -64,6 +64,9 @@ public struct SubchannelRecord: Sendable, Codable {
     public var lastGoAway: GoAwayInfo?
     public var goAways = 0
     public var rttMicros: Int64?
+    /// An observed subchannel's connection and lifetime counts, as its process reports them.
+    public var observedSocket: ObservedSocket?
+    public var observedLifetime: ObservedCalls?
 
     init(id: SubchannelID, endpoint: Endpoint, created: Millis) {
         self.id = id

@@ -67,6 +67,9 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var goAways: Int
         public var lastGoAway: GoAwaySnapshot?
         public var transitions: [String]
+        /// An observed subchannel's connection and the calls its process counted (attach).
+        public var socket: ObservedSocket?
+        public var lifetime: ObservedCalls?
     }
 
     public struct GoAwaySnapshot: Codable, Sendable, Equatable {
@@ -126,7 +129,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
                 lastReason: sc.lastDisconnectReason, backoffMs: sc.backoffUntil.map { max(0, $0 - m.now) },
                 goAways: sc.goAways,
                 lastGoAway: sc.lastGoAway.map { GoAwaySnapshot(code: $0.code, lastStreamID: $0.lastStreamID, debug: $0.debug, agoMs: m.now - $0.at) },
-                transitions: sc.transitions.map { "\($0.from.rawValue)->\($0.to.rawValue)\($0.reason.map { ": \($0)" } ?? "")" })
+                transitions: sc.transitions.map { "\($0.from.rawValue)->\($0.to.rawValue)\($0.reason.map { ": \($0)" } ?? "")" },
+                socket: sc.observedSocket, lifetime: sc.observedLifetime)
         }
         process = m.observedProcess
         let recentTotal = m.backends.values.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tick) }

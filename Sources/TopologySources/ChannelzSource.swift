@@ -97,6 +97,7 @@ public final class ChannelzSource: @unchecked Sendable {
         var downSince: Date?
         var polls = 0
         var reportedNotEnabled = false
+        var lastPoll: UInt64?
         while !Task.isCancelled {
             let started = DispatchTime.now()
             var delayMs = intervalMs
@@ -122,7 +123,10 @@ public final class ChannelzSource: @unchecked Sendable {
                 downSince = nil
                 backoff.reset()
                 push(.resolverStatus(info))
-                push(.observedChannel(name(observer.report(channel: channel, poll: poll))))
+                let now = DispatchTime.now().uptimeNanoseconds
+                let elapsed = lastPoll.map { Int64((now - $0) / 1_000_000) }
+                lastPoll = now
+                push(.observedChannel(name(observer.report(channel: channel, poll: poll, elapsedMs: elapsed))))
                 for line in traces.newEvents(channel: channel, poll: poll) { push(.notice(line)) }
             } catch let e as ChannelzError {
                 if case .notEnabled = e, !reportedNotEnabled {

@@ -16,9 +16,21 @@ public final class ObservedSession: @unchecked Sendable {
             for o in self.observers { o(timed, self.model) }
             return effects
         },
-        perform: { _ in })  // nothing is driven: effects (a picker, connects) have no one to act
+        perform: { [unowned self] effect in
+            // Nothing is driven: a picker or connects have no one to act on them; a channel
+            // chosen in the Channels pane goes to the source.
+            if case .watchChannel(let id) = effect { self.onWatchChannel?(id) }
+        })
+
+    /// Called (on the pump) when the user chose another channel to watch.
+    private var onWatchChannel: ((Int64) -> Void)?
 
     public init() {}
+
+    /// Where a chosen channel goes (the channelz source's `choose`); set before `start`.
+    public func onChannelChosen(_ body: @escaping (Int64) -> Void) {
+        lock.withLock { onWatchChannel = body }
+    }
 
     /// Milliseconds since the session started: the time stamped on events.
     public var nowMs: Millis { Millis((DispatchTime.now().uptimeNanoseconds - startNanos) / 1_000_000) }

@@ -283,6 +283,8 @@ public final class Engine: @unchecked Sendable {
             if !stopping { startTraffic() }
         case .reconnect(let id):
             subchannels[id]?.reconnect()
+        case .watchChannel:
+            break  // only an observed session has channels to choose from
         }
     }
 

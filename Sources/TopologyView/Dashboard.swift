@@ -71,6 +71,8 @@ public enum Dashboard {
             drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
+        } else if let process = m.observedProcess {
+            pageSizes = drawObserved(&grid, m, process, rows, state, fairness: fairness, top: top, bottom: bottom, width: width, g)
         } else if width >= 160 && height >= 30 {
             let leftW = width / 2
             let avail = bottom - top
@@ -102,12 +104,12 @@ public enum Dashboard {
     static func stackedHeights(avail: Int, want: [Int]) -> [Int] {
         let eventsMin = max(3, avail / 6)
         var h = want.map { _ in 3 }
-        var left = avail - eventsMin - 9
+        var left = avail - eventsMin - 3 * want.count
         // Hand out rows one at a time to the table furthest below what it wants (fair share).
         while left > 0 {
             var best = -1
             var bestGap = 0
-            for i in 0..<3 where want[i] > h[i] {
+            for i in want.indices where want[i] > h[i] {
                 let gap = want[i] - h[i]
                 if best < 0 || h[i] < h[best] || (h[i] == h[best] && gap > bestGap) { best = i; bestGap = gap }
             }
@@ -415,12 +417,16 @@ public enum Dashboard {
             title = "Subchannel #\(id) \(g.rule) \(s.endpoint.displayName)"
             add("state        \(s.state.rawValue) for \(formatDuration(m.now - s.stateSince))", role(for: s.state))
             add("addresses    \(s.endpoint.addresses.map(\.description).joined(separator: ", "))")
-            add("connection   local \(s.local ?? "-")  remote \(s.remote ?? "-")  connect \(s.connectMs.map { "\($0)ms" } ?? "-")  connections \(s.connections)")
-            add("streams      \(s.activeStreams) active / \(s.maxConcurrentStreams.map(String.init) ?? "100 (peer sent no MAX_CONCURRENT_STREAMS; NIO's cap)")  queued \(s.queued)")
             let t = s.traffic.total
-            add("RPCs         started \(t.started)  ok \(t.succeeded)  failed \(t.failed)  messages sent \(t.messagesSent) received \(t.messagesReceived)")
+            if m.isObserved {
+                for (text, role) in observedSubchannelLines(m, s) { add(text, role) }
+            } else {
+                add("connection   local \(s.local ?? "-")  remote \(s.remote ?? "-")  connect \(s.connectMs.map { "\($0)ms" } ?? "-")  connections \(s.connections)")
+                add("streams      \(s.activeStreams) active / \(s.maxConcurrentStreams.map(String.init) ?? "100 (peer sent no MAX_CONCURRENT_STREAMS; NIO's cap)")  queued \(s.queued)")
+                add("RPCs         started \(t.started)  ok \(t.succeeded)  failed \(t.failed)  messages sent \(t.messagesSent) received \(t.messagesReceived)")
+            }
             if !t.codes.isEmpty { add("errors       " + t.codes.sorted { $0.key < $1.key }.map { "\(GRPCStatusName.name($0.key)) \($0.value)" }.joined(separator: ", "), .failure) }
-            add("rtt          \(s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-")")
+            if !m.isObserved { add("rtt          \(s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-")") }
             if let ga = s.lastGoAway {
                 add("last GOAWAY  \(ga.code) last-stream \(ga.lastStreamID) \(ga.debug.isEmpty ? "" : "\"\(ga.debug)\" ")\(formatDuration(m.now - ga.at)) ago (\(s.goAways) in all)", .draining)
             }
@@ -446,6 +452,8 @@ public enum Dashboard {
                 add("endpoint     \(e.addresses.map(\.description).joined(separator: ", "))  \(e.condition.rawValue)  zone \(e.zone ?? "-")  node \(e.node ?? "-")")
             }
             histogram = b.traffic.latency
+        case .server, .serverSocket:
+            title = serverDetails(m, target, g, add)
         case .endpoint(let key):
             guard let row = m.endpoints[key] else { add("endpoint is gone", .muted); break }
             let e = row.endpoint

@@ -10,13 +10,17 @@ public struct PaneRows: Sendable {
     /// that answered.
     public var traffic: [String]
     public var events: [LogEntry]
+    /// An observed process's channels, each after its parent (depth: how far it is nested).
+    public var channels: [(id: Int64, depth: Int)] = []
+    /// An observed process's servers, each followed by its client connections.
+    public var servers: [DetailTarget] = []
 
     public static func sortColumns(_ pane: Pane) -> [String] {
         switch pane {
         case .endpoints: ["resolver order", "name", "condition", "zone", "age", "revision"]
         case .subchannels: ["id", "state", "streams", "failed", "rtt"]
         case .traffic: ["name", "rps", "p99", "errors"]
-        case .events: []
+        case .events, .channels, .servers: []
         }
     }
 
@@ -125,6 +129,39 @@ public struct PaneRows: Sendable {
         traffic = tr
 
         events = all ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, needle) }
+
+        if let process = m.observedProcess {
+            channels = Self.channelTree(process.channels, keep: { all || keep($0.target, "#\($0.id)", $0.state.rawValue) })
+            for server in process.servers {
+                let sockets = server.sockets.filter { all || keep($0.remote, $0.local) }
+                guard all || !sockets.isEmpty || keep(server.listen.joined(separator: " "), "#\(server.id)") else { continue }
+                servers.append(.server(server.id))
+                servers += sockets.map { .serverSocket(server: server.id, socket: $0.id) }
+            }
+        }
+    }
+
+    /// Channels in tree order: top channels by id, each followed by its children (depth ≤ 8; a
+    /// child whose parent is missing is shown at the top; a cycle cannot loop).
+    static func channelTree(_ rows: [ObservedChannelRow], keep: (ObservedChannelRow) -> Bool) -> [(id: Int64, depth: Int)] {
+        var children: [Int64: [ObservedChannelRow]] = [:]
+        let ids = Set(rows.map(\.id))
+        var roots: [ObservedChannelRow] = []
+        for r in rows {
+            if let p = r.parent, p != r.id, ids.contains(p) { children[p, default: []].append(r) } else { roots.append(r) }
+        }
+        var out: [(id: Int64, depth: Int)] = []
+        var placed = Set<Int64>()
+        func visit(_ r: ObservedChannelRow, _ depth: Int) {
+            guard placed.insert(r.id).inserted else { return }
+            if keep(r) { out.append((r.id, depth)) }
+            guard depth < 8 else { return }
+            for c in (children[r.id] ?? []).sorted(by: { $0.id < $1.id }) { visit(c, depth + 1) }
+        }
+        for r in roots.sorted(by: { $0.id < $1.id }) { visit(r, 0) }
+        // Rows only reachable through a cycle.
+        for r in rows.sorted(by: { $0.id < $1.id }) where !placed.contains(r.id) { visit(r, 0) }
+        return out
     }
 
     /// Substring search on UTF-8 bytes, ASCII letters case-folded; no allocation per call
@@ -162,6 +199,8 @@ public struct PaneRows: Sendable {
         case .subchannels: subchannels.count
         case .traffic: traffic.count
         case .events: events.count
+        case .channels: channels.count
+        case .servers: servers.count
         }
     }
 
@@ -170,7 +209,8 @@ public struct PaneRows: Sendable {
         case .endpoints: endpoints.indices.contains(index) ? .endpoint(endpoints[index]) : nil
         case .subchannels: subchannels.indices.contains(index) ? .subchannel(subchannels[index]) : nil
         case .traffic: traffic.indices.contains(index) ? .backend(traffic[index]) : nil
-        case .events: nil
+        case .events, .channels: nil
+        case .servers: servers.indices.contains(index) ? servers[index] : nil
         }
     }
 }

@@ -1,8 +1,12 @@
 import TopologyCore
 
-/// The dashboard's panes, in Tab order.
+/// The dashboard's panes.
 public enum Pane: Int, Sendable, CaseIterable {
     case endpoints, subchannels, traffic, events
+    /// An observed process's channels (`grpctop attach`): pick the one to watch.
+    case channels
+    /// An observed process's servers and the client connections they hold.
+    case servers
 
     public var title: String {
         switch self {
@@ -10,7 +14,18 @@ public enum Pane: Int, Sendable, CaseIterable {
         case .subchannels: "Subchannels"
         case .traffic: "Traffic per pod"
         case .events: "Events"
+        case .channels: "Channels"
+        case .servers: "Servers"
         }
+    }
+
+    /// The panes on screen, in Tab order. Our own client: Endpoints, Subchannels, Traffic,
+    /// Events. An observed process (channelz): its Channels take the Endpoints' place (an
+    /// observed channel's endpoints are its subchannels' addresses), and its Servers come
+    /// before Events when it serves anything.
+    public static func order(_ m: Model) -> [Pane] {
+        guard let process = m.observedProcess else { return [.endpoints, .subchannels, .traffic, .events] }
+        return process.servers.isEmpty ? [.channels, .subchannels, .traffic, .events] : [.channels, .subchannels, .traffic, .servers, .events]
     }
 }
 
@@ -19,6 +34,9 @@ public enum DetailTarget: Equatable, Sendable {
     case subchannel(SubchannelID)
     case backend(String)
     case endpoint(EndpointKey)
+    /// An observed server (by channelz id), or one of its client connections.
+    case server(Int64)
+    case serverSocket(server: Int64, socket: Int64)
 }
 
 /// What the engine must do because of a key (the rest of the keys only change the view).
@@ -31,6 +49,8 @@ public enum ViewCommand: Equatable, Sendable {
     case nextScenario
     case marker(String)
     case replay(ReplayCommand)
+    /// Watch this channel of the observed process (the Channels pane's Enter).
+    case watchChannel(Int64)
 }
 
 /// What a key asks of the replay clock.
@@ -137,8 +157,10 @@ public struct ViewState: Sendable, Equatable {
         switch action {
         case .quit: return [.quit]
         case .help: showHelp.toggle()
-        case .focusNext: focus = Pane(rawValue: (focus.rawValue + 1) % Pane.allCases.count)!
-        case .focusPrevious: focus = Pane(rawValue: (focus.rawValue + Pane.allCases.count - 1) % Pane.allCases.count)!
+        case .focusNext, .focusPrevious:
+            let order = Pane.order(model)
+            let i = order.firstIndex(of: focus) ?? 0
+            focus = order[(i + (action == .focusNext ? 1 : order.count - 1)) % order.count]
         case .up: move(-1, count: count)
         case .down: move(1, count: count)
         case .pageUp: move(-page, count: count)
@@ -147,6 +169,14 @@ public struct ViewState: Sendable, Equatable {
         case .bottom: selected[focus] = max(0, count - 1)
         case .details:
             if details != nil { break }
+            if focus == .channels {
+                // Enter on a channel watches it (the replay shows what was recorded).
+                if rows.channels.indices.contains(selected[.channels] ?? 0), timeline == nil {
+                    let id = rows.channels[selected[.channels] ?? 0].id
+                    if id != model.observedProcess?.watched { return [.watchChannel(id)] }
+                }
+                break
+            }
             details = rows.target(focus, index: selected[focus] ?? 0)
         case .back:
             if details != nil { details = nil } else { filter = "" }

@@ -95,6 +95,7 @@ struct Attach: ParsableCommand {
             target: "channelz:\(address)", resolver: "channelz", policy: .roundRobin, rpc: "(observed)", identityHeader: nil,
             traffic: .rate(0), tickMs: Int(intervalMs), startedAt: Date().timeIntervalSince1970,
             host: ProcessInfo.processInfo.hostName, version: GRPCTop.version, observed: true)))
+        session.onChannelChosen { id in source.choose(channelID: id) }
         source.start { session.submit($0) }
         defer { source.stop() }
 

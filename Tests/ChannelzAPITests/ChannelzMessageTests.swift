@@ -1,3 +1,4 @@
+import Foundation
 import GRPCWire
 import Testing
 @testable import ChannelzAPI
@@ -118,5 +119,39 @@ import Testing
         sc.data = data
         #expect(ChannelzObserver.address(subchannel: sc, socket: nil) == nil)
         #expect(ChannelzObserver.state(3) == .ready && ChannelzObserver.state(99) == .idle)
+    }
+}
+
+/// The peer certificate's subject line from channelz's `remote_certificate` bytes.
+@Suite struct CertificateSubjectTests {
+    static func tlv(_ tag: UInt8, _ body: [UInt8]) -> [UInt8] {
+        body.count < 128 ? [tag, UInt8(body.count)] + body : [tag, 0x82, UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
+    }
+
+    /// A certificate in the shape of a mesh workload's: subject CN and O, a SPIFFE URI and a
+    /// DNS name among its alternative names.
+    static var certificate: [UInt8] {
+        let name = tlv(0x30, tlv(0x31, tlv(0x30, tlv(0x06, [0x55, 4, 3]) + tlv(0x0C, Array("web".utf8))))
+            + tlv(0x31, tlv(0x30, tlv(0x06, [0x55, 4, 10]) + tlv(0x13, Array("Shop".utf8)))))
+        let san = tlv(0x30, tlv(0x86, Array("spiffe://cluster.local/ns/shop/sa/web".utf8)) + tlv(0x82, Array("web.shop".utf8)))
+        let ext = tlv(0xA3, tlv(0x30, tlv(0x30, tlv(0x06, [0x55, 0x1D, 0x11]) + tlv(0x04, san))))
+        let tbs = tlv(0x30, tlv(0xA0, tlv(0x02, [2])) + tlv(0x02, [1]) + tlv(0x30, []) + tlv(0x30, []) + tlv(0x30, []) + name + ext)
+        return tlv(0x30, tbs + tlv(0x30, []) + tlv(0x03, [0]))
+    }
+
+    @Test func subjectAndAlternativeNames() {
+        let expected = "CN=web, O=Shop, URI:spiffe://cluster.local/ns/shop/sa/web, DNS:web.shop"
+        #expect(CertificateSubject.text(certificate: Self.certificate) == expected)
+        let pem = "-----BEGIN CERTIFICATE-----\n" + Data(Self.certificate).base64EncodedString(options: .lineLength64Characters) + "\n-----END CERTIFICATE-----\n"
+        #expect(CertificateSubject.text(certificate: Array(pem.utf8)) == expected)
+    }
+
+    @Test func damagedCertificatesAreNil() {
+        let c = Self.certificate
+        for cut in stride(from: 0, to: c.count - 1, by: 3) { _ = CertificateSubject.text(der: Array(c.prefix(cut))) }
+        #expect(CertificateSubject.text(der: Array(c.prefix(10))) == nil)
+        #expect(CertificateSubject.text(der: [0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]) == nil)
+        #expect(CertificateSubject.text(certificate: Array("-----BEGIN CERTIFICATE-----\n!!!\n".utf8)) == nil)
+        #expect(CertificateSubject.text(certificate: []) == nil)
     }
 }

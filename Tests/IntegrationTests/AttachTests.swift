@@ -172,4 +172,76 @@ struct AttachCppTests {
         #expect(seen.dict("process").int("watched") == channels.first { $0.string("target") == "ipv4:" + b.address }?.int("id"))
         _ = run.wait()
     }
+
+    /// A TLS channel: each subchannel's connection as the process sees it — the peer
+    /// certificate's subject and names (grpcio sends it as PEM), flow-control windows, streams and
+    /// messages that match the calls.
+    @Test func connectionDetailsOfATLSChannel() throws {
+        let dir = tempDir()
+        try makeCertificates(in: dir)
+        let pods = try (0..<2).map { try Backend(name: "pod-\($0)", extra: ["--tls-cert", dir + "/server.pem", "--tls-key", dir + "/server.key"]) }
+        defer { pods.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + pods.map(\.address).joined(separator: ","), rps: 40, tlsCA: dir + "/ca.pem")
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "6s"], subcommand: "attach")
+        let seen = try #require(run.waitForSnapshot { s in
+            s.rows("subchannels").filter { $0.dict("socket").int("streamsStarted") > 10 }.count == 2
+        }, "no two busy TLS subchannels: \(run.snapshots.last?.rows("subchannels") ?? [])")
+        for sub in seen.rows("subchannels") {
+            let socket = sub.dict("socket")
+            #expect(socket.string("peerSubject") == "CN=localhost, DNS:localhost, IP:127.0.0.1", "\(socket)")
+            #expect(socket["tlsCipher"] != nil, "a TLS socket: \(socket)")
+            #expect(socket.string("remote") == sub.string("endpoint"))
+            // grpcio reports the windows only at times (its transport's flow-control snapshot):
+            // when there, they are positive.
+            for window in ["localWindow", "remoteWindow"] where socket[window] != nil { #expect(socket.int(window) > 0, "\(socket)") }
+            // One call is one stream and one message each way on a subchannel's socket.
+            let lifetime = sub.dict("lifetime")
+            #expect(abs(socket.int("streamsStarted") - lifetime.int("started")) <= 2, "\(socket) \(lifetime)")
+            #expect(abs(socket.int("messagesSent") - socket.int("streamsStarted")) <= 2)
+        }
+        _ = run.wait()
+    }
+
+    /// The Channels pane in a real terminal: the process's channels listed, the watched one
+    /// marked; Tab to the pane, down, Enter — the dashboard watches the other channel (its
+    /// subchannels, the title, the event); Enter on a server's client connection opens its
+    /// details.
+    @Test func channelsPaneChoosesTheWatchedChannel() throws {
+        let b = try Backend(name: "pod-0")
+        defer { b.stop() }
+        let app = try ChannelzApp(target: "ipv4:" + b.address, rps: 20, channels: 2, serve: true)
+        defer { app.stop() }
+        let command = "env -u NO_COLOR TERM=xterm-256color \(Paths.grpctop) attach 127.0.0.1:\(app.adminPort) --interval 500ms; echo EXIT=$?; sleep 60"
+        let t = try TmuxSession(width: 140, height: 45, command: command)
+        let first = try #require(t.waitFor(timeout: 15) { $0.contains("Channels (2)") && $0.contains("READY") && $0.contains("Servers (1)") },
+                                 "no Channels pane:\n\(t.screen())")
+        let lines = first.split(separator: "\n").map(String.init)
+        let watchedLine = try #require(lines.first { $0.contains("* #") && $0.contains("ipv4:" + b.address) }, "\(first)")
+        #expect(first.contains("dns:///extra-0.invalid:1"))
+        // Focus: Traffic → Servers → Events → Channels.
+        t.keys("Tab")
+        t.keys("Tab")
+        t.keys("Tab")
+        #expect(t.waitFor { $0.contains("Enter watches the selected one") } != nil, "\(t.screen())")
+        t.keys("Down")
+        t.keys("Enter")
+        let chosen = t.waitFor(timeout: 10) { s in
+            s.contains("(chosen)") && s.split(separator: "\n").contains { $0.contains("* #") && $0.contains("extra-0.invalid") }
+        }
+        #expect(chosen != nil, "the other channel was not watched:\n\(t.screen())")
+        #expect(chosen?.contains(watchedLine) == false)
+        #expect(chosen?.contains("Subchannels (0)") == true, "\(chosen ?? "")")
+        // Servers: Tab ×3 from Channels (Subchannels, Traffic, Servers), down to the first client, Enter.
+        t.keys("Tab")
+        t.keys("Tab")
+        t.keys("Tab")
+        t.keys("Down")
+        t.keys("Enter")
+        let details = t.waitFor { $0.contains("Client connection 127.0.0.1:") && $0.contains("keepalives") }
+        #expect(details != nil, "no client connection details:\n\(t.screen())")
+        t.keys("q")
+        let end = try #require(t.waitFor { $0.contains("EXIT=") }, "\(t.screen())")
+        #expect(end.contains("EXIT=0"))
+    }
 }

@@ -13,14 +13,15 @@ final class ChannelzApp: @unchecked Sendable {
     private(set) var adminPort = 0
 
     /// The Python application, or with `executable` the C++ one (no `--channels`).
-    init(target: String, lb: String = "round_robin", rps: Double = 100, channels: Int = 1, serve: Bool = false, executable: String? = nil) throws {
+    init(target: String, lb: String = "round_robin", rps: Double = 100, channels: Int = 1, serve: Bool = false, tlsCA: String? = nil,
+         executable: String? = nil) throws {
         if let executable {
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = ["--target", target, "--lb", lb, "--rps", "\(rps)"]
         } else {
             process.executableURL = URL(fileURLWithPath: Paths.python)
             process.arguments = [Paths.root.appendingPathComponent("scripts/pychannelz.py").path,
-                                 "--target", target, "--lb", lb, "--rps", "\(rps)", "--channels", "\(channels)"] + (serve ? ["--serve"] : [])
+                                 "--target", target, "--lb", lb, "--rps", "\(rps)", "--channels", "\(channels)"] + (serve ? ["--serve"] : []) + (tlsCA.map { ["--tls-ca", $0] } ?? [])
         }
         let o = Pipe(), e = Pipe()
         process.standardOutput = o

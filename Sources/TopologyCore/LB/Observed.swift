@@ -30,6 +30,13 @@ public struct Observed: LoadBalancingPolicy {
                 id = table.create(sub.endpoint, connect: false)
             }
             owned.adopt(id, state: table.state(of: id) ?? .idle)
+            table.records[id]?.observedSocket = sub.socket
+            table.records[id]?.observedLifetime = sub.lifetime
+            if let socket = sub.socket {
+                table.records[id]?.remote = socket.remote
+                table.records[id]?.local = socket.local
+                if let m = socket.peerMaxStreams { table.records[id]?.maxConcurrentStreams = m }
+            }
             if let from = table.transition(id, to: sub.state, reason: sub.reason, backoffMs: nil) {
                 owned.changed(id, from: from, to: sub.state)
                 let why = sub.reason.map { ": \($0)" } ?? ""
@@ -89,12 +96,35 @@ public struct ObservedSubchannel: Sendable, Codable, Equatable {
     public var calls: RPCDelta?
     /// Streams open now (started − succeeded − failed on its socket), when known.
     public var activeStreams: Int?
-    public init(endpoint: Endpoint, state: ConnectivityState, reason: String? = nil, calls: RPCDelta? = nil, activeStreams: Int? = nil) {
+    /// Its connection as the process sees it (channelz's socket: streams, messages, keepalives,
+    /// flow-control windows, TLS), when known.
+    public var socket: ObservedSocket?
+    /// What the process counted for it since the subchannel was created (channelz).
+    public var lifetime: ObservedCalls?
+    public init(endpoint: Endpoint, state: ConnectivityState, reason: String? = nil, calls: RPCDelta? = nil, activeStreams: Int? = nil,
+                socket: ObservedSocket? = nil, lifetime: ObservedCalls? = nil) {
         self.endpoint = endpoint
         self.state = state
         self.reason = reason
         self.calls = calls
         self.activeStreams = activeStreams
+        self.socket = socket
+        self.lifetime = lifetime
+    }
+}
+
+/// Calls an observed process counted on a channel or subchannel since it was created.
+public struct ObservedCalls: Sendable, Codable, Equatable {
+    public var started: Int64
+    public var succeeded: Int64
+    public var failed: Int64
+    /// When the last call started (seconds since 1970), if any.
+    public var lastStarted: Double?
+    public init(started: Int64, succeeded: Int64, failed: Int64, lastStarted: Double? = nil) {
+        self.started = started
+        self.succeeded = succeeded
+        self.failed = failed
+        self.lastStarted = lastStarted
     }
 }
 
@@ -123,7 +153,16 @@ public struct ObservedChannelRow: Sendable, Codable, Equatable {
     public var callsSucceeded: Int64
     public var callsFailed: Int64
     public var subchannels: Int
-    public init(id: Int64, parent: Int64?, target: String, state: ConnectivityState, callsStarted: Int64, callsSucceeded: Int64, callsFailed: Int64, subchannels: Int) {
+    /// Calls started and failed per second between the last two polls (nil on the first).
+    public var startedPerSecond: Double?
+    public var failedPerSecond: Double?
+    /// When its last call started (seconds since 1970).
+    public var lastCallStarted: Double?
+    public init(id: Int64, parent: Int64?, target: String, state: ConnectivityState, callsStarted: Int64, callsSucceeded: Int64, callsFailed: Int64, subchannels: Int,
+                startedPerSecond: Double? = nil, failedPerSecond: Double? = nil, lastCallStarted: Double? = nil) {
+        self.startedPerSecond = startedPerSecond
+        self.failedPerSecond = failedPerSecond
+        self.lastCallStarted = lastCallStarted
         self.id = id
         self.parent = parent
         self.target = target
@@ -166,6 +205,21 @@ public struct ObservedSocket: Sendable, Codable, Equatable {
     public var messagesSent: Int64
     public var messagesReceived: Int64
     public var keepAlivesSent: Int64
+    /// Flow-control windows (bytes) of this end and of the peer, when the process reports them.
+    public var localWindow: Int64?
+    public var remoteWindow: Int64?
+    /// The peer's MAX_CONCURRENT_STREAMS, when reported.
+    public var peerMaxStreams: Int?
+    /// Last message sent and received, last stream created (seconds since 1970).
+    public var lastMessageSent: Double?
+    public var lastMessageReceived: Double?
+    public var lastStreamCreated: Double?
+    /// The error code of a GOAWAY the peer sent, if any.
+    public var goAwayCode: UInt32?
+    /// TLS: the cipher suite and the peer certificate's subject; or the name of another security.
+    public var tlsCipher: String?
+    public var peerSubject: String?
+    public var otherSecurity: String?
     public init(id: Int64, remote: String, local: String, streamsStarted: Int64, streamsSucceeded: Int64, streamsFailed: Int64,
                 messagesSent: Int64, messagesReceived: Int64, keepAlivesSent: Int64) {
         self.id = id
@@ -177,5 +231,17 @@ public struct ObservedSocket: Sendable, Codable, Equatable {
         self.messagesSent = messagesSent
         self.messagesReceived = messagesReceived
         self.keepAlivesSent = keepAlivesSent
+    }
+}
+
+extension ObservedSocket {
+    /// Streams open now.
+    public var activeStreams: Int64 { max(0, streamsStarted &- streamsSucceeded &- streamsFailed) }
+
+    /// "TLS TLS_AES_128_GCM_SHA256, peer CN=web" / "plaintext" / another security's name.
+    public var securityText: String {
+        if let c = tlsCipher { return "TLS \(c.isEmpty ? "(cipher not reported)" : c)" + (peerSubject.map { ", peer \($0)" } ?? "") }
+        if let o = otherSecurity { return o }
+        return "plaintext"
     }
 }

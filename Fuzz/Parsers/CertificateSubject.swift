@@ -1,0 +1,1 @@
+../../Sources/ChannelzAPI/CertificateSubject.swift
