@@ -71,7 +71,7 @@ extension Dashboard {
                              x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let byID = Dictionary(process.channels.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let columns: [Column<ChannelRow>] = [
-            Column(title: "  CHANNEL", width: 8, priority: 0) { r in
+            Column(title: "  CHANNEL", width: 10, priority: 0) { r in
                 (String(repeating: "  ", count: min(r.depth, 4)) + (r.depth > 0 ? "└" : (r.watched ? "*" : " ")) + " #\(r.row.id)", r.watched ? .accent : .muted)
             },
             Column(title: "TARGET", width: 20, priority: 0, flex: true, middleEllipsis: true) { r in (r.row.target.isEmpty ? "(no target)" : r.row.target, r.watched ? .accent : .normal) },

@@ -289,7 +289,7 @@ public enum Dashboard {
 
     static func drawSubchannels(_ grid: inout CellGrid, _ m: Model, _ rows: PaneRows, _ state: ViewState, x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let now = m.now
-        let columns: [Column<SubchannelRecord>] = [
+        var columns: [Column<SubchannelRecord>] = [
             Column(title: "#", width: 3, priority: 0) { s in ("#\(s.id)", .muted) },
             Column(title: "ENDPOINT", width: 18, priority: 0, flex: true, middleEllipsis: true) { s in (s.endpoint.displayName, s.state == .shutdown ? .muted : .normal) },
             Column(title: "STATE", width: 17, priority: 0) { s in (s.state.rawValue, role(for: s.state)) },
@@ -310,6 +310,16 @@ public enum Dashboard {
                 return (s.lastDisconnectReason ?? "-", s.lastDisconnectReason == nil ? .muted : .normal)
             },
         ]
+        if m.isObserved {
+            // Another process's subchannels: no queue or PING RTT is known; streams are its
+            // socket's, the limit only when the process reports the peer's; the time of the
+            // last call instead.
+            columns.removeAll { ["QUEUED", "RTT", "STREAMS"].contains($0.title) }
+            columns.insert(Column(title: "STREAMS", width: 8, right: true, priority: 1) { s in
+                ("\(s.activeStreams)\(s.maxConcurrentStreams.map { "/\($0)" } ?? "")", .normal)
+            }, at: 4)
+            columns.insert(Column(title: "LAST CALL", width: 10, right: true, priority: 5) { s in (ago(m, s.observedLifetime?.lastStarted), .muted) }, at: 8)
+        }
         let live = m.liveSubchannelCount
         return drawTable(&grid, pane: .subchannels, title: "Subchannels (\(live)) \(m.policyName)", state: state, x: x, y: y, w: w, h: h,
                          rows: rows.subchannels, lookup: { m.subchannels[$0] }, columns: columns, g)
@@ -328,7 +338,7 @@ public enum Dashboard {
         let maxRate = max(1, m.backendsPeakPerSecond)
         let sparkWidth = w >= 150 ? 60 : (w >= 110 ? 30 : (w >= 90 ? 20 : 12))
         let barWidth = w >= 110 ? 20 : 9
-        let columns: [Column<TrafficRow>] = [
+        var columns: [Column<TrafficRow>] = [
             Column(title: "POD", width: 20, priority: 0, flex: true, middleEllipsis: true) { r in (r.name, r.traffic == nil ? .muted : .normal) },
             Column(title: "RPS", width: 6, right: true, priority: 0) { r in (fmtRate(r.traffic?.rate(seconds: 1, tickMs: tick) ?? 0), .normal) },
             Column(title: "LAST 60s", width: sparkWidth, priority: 2) { r in
@@ -348,6 +358,8 @@ public enum Dashboard {
             },
             Column(title: "TOTAL", width: 8, right: true, priority: 4) { r in ("\(r.traffic?.total.completed ?? 0)", .muted) },
         ]
+        // channelz counts calls, it does not time them.
+        if m.isObserved { columns.removeAll { $0.title == "P50" || $0.title == "P99" } }
         var title = "Traffic per pod (\(rows.traffic.count)) \(g.rule) fairness \(fairness.index.map { String(format: "%.2f", $0) } ?? "-") \(fairness.word)"
         let revisions = m.revisionShares()
         if !revisions.isEmpty {

@@ -98,6 +98,73 @@ import Testing
         }
     }
 
+    /// What attach shows per subchannel equals what the process's channelz says at the same
+    /// moment and what the pods served: the traffic stopped, the last snapshot's counts (since
+    /// the subchannel was created) are each pod's served count exactly.
+    @Test func countsEqualChannelzAndThePods() async throws {
+        let f = try fleet(3)
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), rps: 120)
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "300ms", "--duration", "30s"], subcommand: "attach")
+        defer { run.process.terminate(); app.stop(); f.forEach { $0.stop() } }
+        _ = try #require(run.waitForSnapshot { $0.rows("subchannels").filter { $0.dict("lifetime").int("succeeded") > 30 }.count == 3 }, "\(run.err.all)")
+        app.signal(SIGUSR1)  // the traffic stops; channelz stays up
+        try await Task.sleep(for: .seconds(1.5))
+        let cz = ChannelzClient(address: .tcp(host: "127.0.0.1", port: app.adminPort))
+        defer { cz.close() }
+        let (poll, channel) = try await cz.poll(channelID: nil)
+        #expect(channel != nil)
+        var channelzByAddress: [String: Int] = [:]
+        for (id, sc) in poll.subchannels {
+            if let a = ChannelzObserver.address(subchannel: sc, socket: poll.sockets[id]) { channelzByAddress[a.description] = Int(sc.data?.callsSucceeded ?? -1) }
+        }
+        let settled = try #require(run.waitForSnapshot(timeout: 3) { s in
+            s.rows("subchannels").allSatisfy { channelzByAddress[$0.string("endpoint")] == $0.dict("lifetime").int("succeeded") }
+        }, "attach never showed channelz's counts \(channelzByAddress): \(run.snapshots.last?.rows("subchannels").map { $0.dict("lifetime") } ?? [])")
+        let shown = Dictionary(uniqueKeysWithValues: settled.rows("subchannels").map { ($0.string("endpoint"), $0.dict("lifetime").int("succeeded")) })
+        run.process.terminate()
+        app.stop()
+        for b in f {
+            let served = Backend.total(b.stop())
+            #expect(shown[b.address] == served, "\(b.name): served \(served), attach showed \(shown[b.address] ?? -1)")
+        }
+    }
+
+    /// The process goes away mid-run (its channelz port closes, whatever poll was under way):
+    /// the snapshots go on with the last picture (the same subchannels), say the channelz is
+    /// down and when it retries; the run ends 0.
+    @Test func processGoneMidRunKeepsTheLastPicture() throws {
+        let f = try fleet(2)
+        defer { f.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), rps: 50)
+        defer { app.stop() }
+        let run = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "200ms", "--duration", "4s"], subcommand: "attach")
+        _ = try #require(run.waitForSnapshot { $0.rows("subchannels").filter { $0.string("state") == "READY" }.count == 2 }, "\(run.err.all)")
+        app.signal(SIGKILL)
+        let down = run.waitForSnapshot(timeout: 5) { $0.dict("resolver").string("error").contains("retry in") }
+        let last = try #require(down, "never said down: \(run.snapshots.last?.dict("resolver") ?? [:])")
+        #expect(Set(last.rows("subchannels").map { $0.string("endpoint") }) == Set(f.map(\.address)), "the last picture is kept")
+        #expect(run.wait() == 0, "\(run.err.all)")
+    }
+
+    /// `attach --record`: `replay --batch` prints exactly what the live run printed — channels,
+    /// servers and their client connections, subchannel sockets and all.
+    @Test func replayEqualsTheAttachedRun() throws {
+        let f = try fleet(2)
+        defer { f.forEach { $0.stop() } }
+        let app = try ChannelzApp(target: "ipv4:" + f.map(\.address).joined(separator: ","), rps: 60, channels: 2, serve: true)
+        defer { app.stop() }
+        let path = tempDir() + "/attach.jsonl.gz"
+        let live = try WatchRun(["127.0.0.1:\(app.adminPort)", "--batch", "--output", "json", "--interval", "500ms", "--duration", "4s",
+                                 "--record", path], subcommand: "attach")
+        #expect(live.wait() == 0, "\(live.err.all)")
+        let last = try #require(live.snapshots.last)
+        #expect(last.dict("process").rows("channels").count == 2 && last.dict("process").rows("servers").count == 1)
+        #expect(last.rows("subchannels").allSatisfy { $0.dict("socket").int("streamsStarted") > 0 })
+        let replay = try WatchRun([path, "--batch", "--output", "json"], subcommand: "replay")
+        #expect(replay.wait() == 0, "\(replay.err.all)")
+        #expect(replay.out.all == live.out.all)
+    }
+
     /// Nothing listening: the snapshots go on, saying the channelz is down and when it retries.
     @Test func unreachableProcessIsRetried() throws {
         let port = try freeTCPPort()

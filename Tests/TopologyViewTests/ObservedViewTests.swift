@@ -147,4 +147,18 @@ import TopologyCore
         let server = Dashboard.render(model: m, state: state, width: 140, height: 40).grid.lines.joined(separator: "\n")
         #expect(server.contains("clients      2 connections") && server.contains("listening    [::]:50051"))
     }
+
+    /// Every pane of an attached process is on screen, stacked at 80×24 and side by side at
+    /// 170×45, no line wider than the terminal.
+    @Test(arguments: [(80, 24), (120, 34), (170, 45)])
+    func everyPaneFits(width: Int, height: Int) {
+        let m = processModel()
+        let lines = Dashboard.render(model: m, state: ViewState(), width: width, height: height).grid.lines
+        let text = lines.joined(separator: "\n")
+        for title in ["Channels (2)", "Subchannels (", "Traffic per pod", "Servers (1)", "Events ("] {
+            #expect(text.contains(title), "\(title) at \(width)×\(height):\n\(text)")
+        }
+        #expect(lines.allSatisfy { $0.count <= width })
+        #expect(!text.contains("P99") && !text.contains("QUEUED"), "channelz times no calls and queues none")
+    }
 }
