@@ -88,10 +88,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // xDS (gRFC A27/A28): messages generated from Protos/xds.proto, the bootstrap, the
+        // resources' validation and the ADS stream's state (pure), for `xds:///` targets.
+        .target(name: "XDSAPI", dependencies: ["TopologyCore", "GRPCWire"]),
         .target(
             name: "TopologyResolvers",
             dependencies: [
-                "EtcdAPI",
+                "EtcdAPI", "XDSAPI", "GRPCWire",
                 "TopologyCore", "CAres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -152,7 +155,7 @@ let package = Package(
         .executableTarget(
             name: "grpctop",
             dependencies: [
-                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "TopologyRecording", "EtcdAPI", "TopologyDemo", "Dashboard", "TopologySources", "ChannelzAPI",
+                "TopologyCore", "GRPCWire", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyView", "Terminal", "TopologyRecording", "EtcdAPI", "TopologyDemo", "Dashboard", "TopologySources", "ChannelzAPI", "XDSAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -178,6 +181,7 @@ let package = Package(
         ),
         .testTarget(name: "TopologySourcesTests", dependencies: ["TopologySources", "ChannelzAPI", "TopologyCore"]),
         .testTarget(name: "ChannelzAPITests", dependencies: ["ChannelzAPI", "GRPCWire", "TopologyCore"]),
+        .testTarget(name: "XDSAPITests", dependencies: ["XDSAPI", "GRPCWire", "TopologyCore"]),
         .testTarget(name: "GRPCWireTests", dependencies: ["GRPCWire", "TopologyCore"]),
         .testTarget(name: "RecordingTests", dependencies: ["TopologyRecording", "TopologyCore", "TopologyView"]),
         .testTarget(name: "ResolverTests", dependencies: ["TopologyResolvers", "TopologyCore", "EtcdAPI", "GRPCWire"]),

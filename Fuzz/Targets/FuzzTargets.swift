@@ -12,7 +12,7 @@ import TopologyView
 // binary users run.
 
 enum FuzzTarget: String, CaseIterable {
-    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz, xds
 }
 
 let selected: FuzzTarget = {
@@ -40,6 +40,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .keys: fuzzKeys(bytes)
     case .dns: fuzzDNS(bytes)
     case .channelz: fuzzChannelz(bytes)
+    case .xds: fuzzXDS(bytes)
     }
     return 0
 }
@@ -244,3 +245,84 @@ func fuzzChannelz(_ bytes: [UInt8]) {
     }
     _ = try? Channelz.GetServerSocketsResponse(serialized: bytes)
 }
+
+/// xDS as a control plane sends it (`xds:///`): the first byte picks the input — 0, a bootstrap
+/// (JSON); else a DiscoveryResponse, handled after a valid listener → routes → cluster chain so
+/// every resource type is reached. The requests it answers with re-encode to themselves; the
+/// endpoints it leads to are applied to a model (the xDS policy tree) and rendered.
+func fuzzXDS(_ bytes: [UInt8]) {
+    guard let mode = bytes.first else { return }
+    let rest = Array(bytes.dropFirst())
+    if mode == 0 {
+        _ = try? XDSBootstrap.parse(rest, source: "fuzz")
+        return
+    }
+    var state = XDSState(listenerName: "greeter", rpcPath: "/helloworld.Greeter/SayHello", node: XDS.Node())
+    _ = state.streamStarted()
+    for r in xdsChain { _ = state.handle(r, now: 1) }
+    guard let response = try? XDS.DiscoveryResponse(serialized: rest) else { return }
+    for _ in 0..<2 {
+        let out = state.handle(response, now: 2)
+        for r in out.requests { precondition((try? XDS.DiscoveryRequest(serialized: r.serialized())) == r) }
+    }
+    _ = state.status(server: "cp:1", connection: "connected", since: 1)
+    var model = Model()
+    _ = model.apply(TimedEvent(at: 1, .resolverUpdated(ResolverResult(endpoints: state.endpoints(), lbTree: "xds"))))
+    _ = model.apply(TimedEvent(at: 2, .xdsStatus(state.status(server: "cp:1", connection: "connected", since: 1))))
+    _ = model.apply(TimedEvent(at: 250, .stats(StatsTick())))
+    _ = Dashboard.render(model: model, state: ViewState(), width: 100, height: 30)
+}
+
+/// A valid chain up to the cluster `greeter` (EDS `greeter-eds`), built with grpctop's own
+/// messages.
+let xdsChain: [XDS.DiscoveryResponse] = {
+    func any(_ url: String, _ bytes: [UInt8]) -> XDS.AnyMessage {
+        var a = XDS.AnyMessage()
+        a.typeUrl = url
+        a.value = bytes
+        return a
+    }
+    func response(_ t: XDSType, _ resource: [UInt8]) -> XDS.DiscoveryResponse {
+        var r = XDS.DiscoveryResponse()
+        r.typeUrl = t.url
+        r.versionInfo = "1"
+        r.nonce = "1"
+        r.resources = [any(t.url, resource)]
+        return r
+    }
+    var hcm = XDS.HttpConnectionManager()
+    var rds = XDS.Rds()
+    var source = XDS.ConfigSource()
+    source.ads = XDS.AggregatedConfigSource()
+    rds.configSource = source
+    rds.routeConfigName = "greeter-routes"
+    hcm.rds = rds
+    var router = XDS.HttpFilter()
+    router.name = "envoy.filters.http.router"
+    router.typedConfig = any(XDSType.routerURL, [])
+    hcm.httpFilters = [router]
+    var listener = XDS.Listener()
+    listener.name = "greeter"
+    var api = XDS.ApiListener()
+    api.apiListener = any(XDSType.hcmURL, hcm.serialized())
+    listener.apiListener = api
+    var rc = XDS.RouteConfiguration()
+    rc.name = "greeter-routes"
+    var vh = XDS.VirtualHost()
+    vh.domains = ["*"]
+    var route = XDS.Route()
+    route.match = XDS.RouteMatch()
+    var action = XDS.RouteAction()
+    action.cluster = "greeter"
+    route.route = action
+    vh.routes = [route]
+    rc.virtualHosts = [vh]
+    var cluster = XDS.Cluster()
+    cluster.name = "greeter"
+    cluster.type = 3
+    var eds = XDS.EdsClusterConfig()
+    eds.edsConfig = source
+    eds.serviceName = "greeter-eds"
+    cluster.edsClusterConfig = eds
+    return [response(.lds, listener.serialized()), response(.rds, rc.serialized()), response(.cds, cluster.serialized())]
+}()

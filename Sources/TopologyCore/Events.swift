@@ -49,6 +49,8 @@ public enum Event: Sendable, Codable, Equatable {
     /// The user chose another of an observed process's channels to watch (attach's Channels
     /// pane, Enter).
     case channelChosen(Int64)
+    /// An xDS client's view of its control plane changed (connection, versions, ACK/NACK).
+    case xdsStatus(XDSStatus)
 }
 
 extension Event {
@@ -127,10 +129,15 @@ public struct ResolverResult: Sendable, Codable, Equatable {
     /// zero one, and counted in fairness.
     public var backends: [String]?
 
-    public init(endpoints: [Endpoint], info: [String: String] = [:], backends: [String]? = nil) {
+    /// The policy tree the resolver asks for (`xds`: see `PolicyTrees`), in place of the
+    /// user's `--lb`.
+    public var lbTree: String?
+
+    public init(endpoints: [Endpoint], info: [String: String] = [:], backends: [String]? = nil, lbTree: String? = nil) {
         self.endpoints = endpoints
         self.info = info
         self.backends = backends
+        self.lbTree = lbTree
     }
 }
 

@@ -6,7 +6,7 @@ extension Model: Codable {
         case session, now, policy, traffic, resolver, endpoints, subchannels, backends, channel, unassigned
         case channelState, channelQueued, log, markers, goAways, reconnectReasons, nextID, liveByKey
         case liveCounts, listed, lb, pickFirst, rowsVersion, fairnessCache, revisionSharesCache
-        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged, observedProcess
+        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged, observedProcess, xds
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -39,6 +39,7 @@ extension Model: Codable {
         try c.encode(backendsPeakPerSecond, forKey: .backendsPeakPerSecond)
         try c.encode(topologyChanged, forKey: .topologyChanged)
         try c.encodeIfPresent(observedProcess, forKey: .observedProcess)
+        try c.encodeIfPresent(xds, forKey: .xds)
     }
 
     public init(from decoder: Decoder) throws {
@@ -82,5 +83,6 @@ extension Model: Codable {
         backendsPeakPerSecond = try c.decode(Double.self, forKey: .backendsPeakPerSecond)
         topologyChanged = try c.decode(Bool.self, forKey: .topologyChanged)
         observedProcess = try c.decodeIfPresent(ObservedProcess.self, forKey: .observedProcess)
+        xds = try c.decodeIfPresent(XDSStatus.self, forKey: .xds)
     }
 }

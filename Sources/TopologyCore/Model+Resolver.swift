@@ -59,3 +59,22 @@ extension Model {
         return true
     }
 }
+
+extension Model {
+    /// An xDS status report: kept for the status line; the stream's state changes, a NACK and
+    /// a new NACK reason are logged (ACKed versions are logged by the resolver with what changed).
+    mutating func applyXDSStatus(_ status: XDSStatus) {
+        let before = xds
+        if before?.connection != status.connection {
+            let level: LogEntry.Level = status.connection.hasPrefix("down") ? .warning : .info
+            log.append(now, level, "xDS control plane \(status.server): \(status.connection)")
+        }
+        for r in status.resources where r.state == "nacked" {
+            let old = before?.resources.first { $0.type == r.type && $0.name == r.name }
+            if old?.state != "nacked" || old?.nackReason != r.nackReason {
+                log.append(now, .error, "\(r.type) \(r.name) NACKed: \(r.nackReason ?? "invalid")\(r.version.isEmpty ? "" : " (keeping v\(r.version))")")
+            }
+        }
+        xds = status
+    }
+}

@@ -47,6 +47,8 @@ public struct Model: Sendable {
     public internal(set) var reconnectReasons: [String: Int] = [:]
     /// An observed process's channels and servers, as last reported (`grpctop attach`).
     public internal(set) var observedProcess: ObservedProcess?
+    /// An xDS client's control plane, connection and resource versions (`xds:///` targets).
+    public internal(set) var xds: XDSStatus?
     public var reconnects: Int { reconnectReasons.values.reduce(0, +) }
 
     var lastPicker: PickerSpec?
@@ -62,8 +64,15 @@ public struct Model: Sendable {
     /// Whether the channel is another process's (or a proxy's), read rather than run.
     public var isObserved: Bool { lb.policy is Observed }
 
-    /// What the header and snapshots name as the policy: the driven one, or `observed`.
-    public var policyName: String { isObserved ? Observed.name : policy.rawValue }
+    /// A tree the resolver chose (xDS), not the user's `--lb`.
+    public var isXDS: Bool { PolicyTrees.isXDS(lb) }
+
+    /// What the header and snapshots name as the policy: the driven one, `observed`, or `xds`
+    /// (the control plane's tree).
+    public var policyName: String { isObserved ? Observed.name : (isXDS ? "xds" : policy.rawValue) }
+
+    /// The policy tree as it stands (states, weights, the priority in use and why).
+    public var policyTree: PolicyDescription { lb.describe(table: table) }
 
     /// Changes whenever the set or order of rows may have changed (endpoints, subchannels,
     /// backends): a view may reuse its sorted rows while it stays the same.
@@ -99,6 +108,10 @@ public struct Model: Sendable {
                 log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
             }
         case .resolverUpdated(let result):
+            if let name = result.lbTree, !isXDS, let tree = PolicyTrees.named(name) {
+                log.append(now, .info, "LB policy: \(name) (chosen by the resolver)")
+                switchPolicy(to: tree)
+            }
             // An unchanged answer (a DNS poll, a re-list) only refreshes the resolver's status:
             // no subchannel churn, no new rows.
             if applyResolverResult(result) {
@@ -127,7 +140,12 @@ public struct Model: Sendable {
             applyObserved(report)
         case .stats(let tick):
             applyStats(tick)
+            lb.tick(table: &table)
         case .policyChanged(let p):
+            if isXDS {
+                log.append(now, .info, "the control plane chooses the policy (xds): \(p.rawValue) not applied")
+                break
+            }
             guard p != policy, !isObserved else { break }
             log.append(now, .info, "LB policy \(policy.rawValue) → \(p.rawValue)")
             policy = p
@@ -147,6 +165,8 @@ public struct Model: Sendable {
             }
             log.append(now, .info, "subchannel #\(id) \(sc.endpoint.displayName): new connection requested")
             effects.append(.reconnect(id))
+        case .xdsStatus(let status):
+            applyXDSStatus(status)
         case .channelChosen(let id):
             guard isObserved, id != observedProcess?.watched else { break }
             let target = observedProcess?.channels.first { $0.id == id }?.target

@@ -19,6 +19,13 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public var backends: [BackendSnapshot]
     /// An observed process's channels and servers (`grpctop attach`); nil otherwise.
     public var process: ObservedProcess?
+    /// An xDS target's control plane and tree (clusters → priorities → localities).
+    public var xds: XDSSnapshot?
+
+    public struct XDSSnapshot: Codable, Sendable, Equatable {
+        public var status: XDSStatus?
+        public var tree: [XDSTreeRow]
+    }
 
     public struct ResolverSnapshot: Codable, Sendable, Equatable {
         public var name: String
@@ -133,6 +140,7 @@ public struct Snapshot: Codable, Sendable, Equatable {
                 socket: sc.observedSocket, lifetime: sc.observedLifetime)
         }
         process = m.observedProcess
+        if m.isXDS || m.xds != nil { xds = XDSSnapshot(status: m.xds, tree: m.xdsRows) }
         let recentTotal = m.backends.values.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tick) }
         backends = m.backends.values.sorted { $0.name < $1.name }.map { b in
             let tr = b.traffic

@@ -19,6 +19,8 @@ public enum Target: Hashable, Sendable, Codable {
     case file(path: String)
     case kubernetes(namespace: String?, service: String, port: String)
     case etcd(endpoint: HostPort?, prefix: String)
+    /// `xds:///NAME`: the listener NAME from the control plane in the xDS bootstrap.
+    case xds(name: String)
 
     public static let defaultPort = 443
 
@@ -32,6 +34,7 @@ public enum Target: Hashable, Sendable, Codable {
         case .file: "file"
         case .kubernetes: "kubernetes"
         case .etcd: "etcd"
+        case .xds: "xds"
         }
     }
 
@@ -48,7 +51,7 @@ public enum Target: Hashable, Sendable, Codable {
                 return [.tcp(host: host, port: port)]
             }
             return nil
-        case .file, .kubernetes, .etcd:
+        case .file, .kubernetes, .etcd, .xds:
             return nil
         }
     }
@@ -68,6 +71,8 @@ public enum Target: Hashable, Sendable, Codable {
             return ns.map { "\(svc).\($0):\(port)" } ?? "\(svc):\(port)"
         case .etcd(_, let prefix):
             return prefix
+        case .xds(let name):
+            return name
         }
     }
 }
@@ -97,8 +102,8 @@ public struct TargetError: Error, Equatable, CustomStringConvertible, Sendable {
 }
 
 extension Target {
-    static let knownSchemes = ["dns", "ipv4", "ipv6", "unix", "file", "kubernetes", "k8s", "etcd"]
-    static let schemeHint = "use dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, file:PATH, kubernetes:///svc.ns:port or etcd:///prefix"
+    static let knownSchemes = ["dns", "ipv4", "ipv6", "unix", "file", "kubernetes", "k8s", "etcd", "xds"]
+    static let schemeHint = "use dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, file:PATH, kubernetes:///svc.ns:port, etcd:///prefix or xds:///name"
 
     /// Parses a target string; throws a `TargetError` whose message names the problem.
     public static func parse(_ text: String) throws(TargetError) -> Target {
@@ -187,6 +192,8 @@ extension Target {
             return try parseKubernetes(rest, whole: whole)
         case "etcd":
             return try parseEtcd(rest, whole: whole)
+        case "xds":
+            return try parseXDS(rest, whole: whole)
         default:
             throw TargetError("unknown scheme '\(scheme)' in target '\(whole)': \(schemeHint)")
         }
@@ -255,6 +262,22 @@ extension Target {
         }
         guard !prefix.isEmpty else { throw TargetError("target '\(whole)' has no key prefix: write etcd:///services/greeter") }
         return .etcd(endpoint: endpoint, prefix: prefix)
+    }
+
+    /// `xds:///NAME` (an authority, gRFC A47's federation, is not supported).
+    private static func parseXDS(_ rest: String, whole: String) throws(TargetError) -> Target {
+        guard rest.hasPrefix("///") else {
+            if rest.hasPrefix("//") {
+                throw TargetError("target '\(whole)': xds:// with an authority (federation, gRFC A47) is not supported: write xds:///NAME")
+            }
+            throw TargetError("target '\(whole)': write xds:///NAME (the listener's name)")
+        }
+        let name = String(rest.dropFirst(3))
+        guard !name.isEmpty else { throw TargetError("target '\(whole)' has no listener name: write xds:///greeter") }
+        guard name.count <= 512, name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw TargetError("target '\(whole)': the listener name must be printable ASCII, at most 512 characters")
+        }
+        return .xds(name: name)
     }
 
     static func checkPort(_ text: String, whole: String) throws(TargetError) -> Int {

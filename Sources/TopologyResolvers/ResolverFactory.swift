@@ -1,4 +1,5 @@
 import EtcdAPI
+import XDSAPI
 import Foundation
 import TopologyCore
 
@@ -19,6 +20,11 @@ public enum ResolverFactory {
         public var etcdConfig: @Sendable (HostPort?) throws -> EtcdConfig = { ep in
             EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: false, host: ep?.host ?? "127.0.0.1", port: ep?.port ?? 2379)])
         }
+        /// `--xds-bootstrap FILE` (else GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG).
+        public var xdsBootstrap: String?
+        public var environment: [String: String] = ProcessInfo.processInfo.environment
+        /// The RPC's path, which an xDS route is chosen for.
+        public var rpcPath = "/grpc.health.v1.Health/Check"
         public init() {}
     }
 
@@ -55,6 +61,14 @@ public enum ResolverFactory {
             let config = try settings.etcdConfig(endpoint)
             do { return try EtcdResolver(prefix: prefix.hasSuffix("/") ? prefix : prefix + "/", config: config) } catch {
                 throw SetupError("target '\(text)': cannot set up TLS for etcd: \(error)")
+            }
+        case .xds(let name):
+            let bootstrap: XDSBootstrap
+            do { bootstrap = try XDSBootstrap.load(flag: settings.xdsBootstrap, environment: settings.environment) } catch {
+                throw SetupError("target '\(text)': \(error)")
+            }
+            do { return try XDSResolver(listenerName: name, bootstrap: bootstrap, rpcPath: settings.rpcPath) } catch {
+                throw SetupError("target '\(text)': the bootstrap's TLS files cannot be used: \(error)")
             }
         case .ipv4, .ipv6, .unix:
             throw SetupError("target '\(text)' has no addresses")

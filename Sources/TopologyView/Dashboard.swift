@@ -60,6 +60,13 @@ public enum Dashboard {
         let fairness = m.liveFairness()
         drawHeader(&grid, m, state, fairness, g)
         var top = 2
+        if let x = m.xds {
+            let line = XDSStatusText.line(x, now: wallNow(m))
+            let bad = x.resources.contains { $0.state == "nacked" }
+            grid.fill(y: top, role: .header)
+            grid.put(" " + line, x: 0, y: top, role: bad ? .failure : (x.connection.hasPrefix("down") ? .warning : .header))
+            top += 1
+        }
         if let caption = caption ?? m.caption, !caption.isEmpty {
             grid.fill(y: top, role: .accent)
             grid.put(" " + caption, x: 0, y: top, role: .accent)
@@ -71,6 +78,8 @@ public enum Dashboard {
             drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
+        } else if m.isXDS {
+            pageSizes = drawXDSLayout(&grid, m, rows, state, fairness: fairness, top: top, bottom: bottom, width: width, g)
         } else if let process = m.observedProcess {
             pageSizes = drawObserved(&grid, m, process, rows, state, fairness: fairness, top: top, bottom: bottom, width: width, g)
         } else if width >= 160 && height >= 30 {
@@ -272,6 +281,20 @@ public enum Dashboard {
                 (r.removedAt == nil ? (m.subchannel(for: r.endpoint.key).map { "#\($0.id)" } ?? "-") : "-", .muted)
             },
         ]
+        if m.isXDS {
+            // Where the control plane put each endpoint, and what it says of it.
+            columns.removeAll { $0.title == "NODE" || $0.title == "REV" || $0.title == "ZONE" }
+            columns.insert(contentsOf: [
+                Column(title: "CLUSTER", width: 10, priority: 2, middleEllipsis: true) { r in (r.endpoint.metadata["cluster"] ?? "-", .normal) },
+                Column(title: "PRI", width: 3, right: true, priority: 2) { r in (r.endpoint.metadata["priority"] ?? "-", .normal) },
+                Column(title: "LOCALITY", width: 14, priority: 3, middleEllipsis: true) { r in (r.endpoint.metadata["locality"] ?? "-", .normal) },
+                Column(title: "HEALTH", width: 9, priority: 1) { r in
+                    let h = r.endpoint.metadata["health"] ?? "-"
+                    return (h, h == "HEALTHY" || h == "UNKNOWN" ? .ready : (h == "DRAINING" ? .draining : .failure))
+                },
+                Column(title: "W", width: 3, right: true, priority: 5) { r in (r.endpoint.metadata["weight"] ?? "-", .muted) },
+            ], at: 3)
+        }
         if m.resolver.endpoints.contains(where: { $0.metadata["ttl"] != nil }) {
             // Registries with leases (etcd): the time the registration has left, a pod about to
             // vanish in the warning colour.

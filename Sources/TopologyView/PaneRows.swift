@@ -14,13 +14,15 @@ public struct PaneRows: Sendable {
     public var channels: [(id: Int64, depth: Int)] = []
     /// An observed process's servers, each followed by its client connections.
     public var servers: [DetailTarget] = []
+    /// An xDS target's tree rows (`XDSTreeRow.id`), taken fresh every frame.
+    public var xds: [String] = []
 
     public static func sortColumns(_ pane: Pane) -> [String] {
         switch pane {
         case .endpoints: ["resolver order", "name", "condition", "zone", "age", "revision"]
         case .subchannels: ["id", "state", "streams", "failed", "rtt"]
         case .traffic: ["name", "rps", "p99", "errors"]
-        case .events, .channels, .servers: []
+        case .events, .channels, .servers, .xds: []
         }
     }
 
@@ -41,6 +43,7 @@ public struct PaneRows: Sendable {
         let live = (state.sortColumn[.subchannels] ?? 0) >= 2 || (state.sortColumn[.traffic] ?? 0) >= 1
         if var p = previous, p.basis == basis, !live {
             p.events = state.filter.isEmpty ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, Array(state.filter.lowercased().utf8)) }
+            p.xds = m.isXDS ? m.xdsRows.map(\.id) : []
             self = p
             return
         }
@@ -130,6 +133,7 @@ public struct PaneRows: Sendable {
 
         events = all ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, needle) }
 
+        if m.isXDS { xds = m.xdsRows.map(\.id) }
         if let process = m.observedProcess {
             channels = Self.channelTree(process.channels, keep: { all || keep($0.target, "#\($0.id)", $0.state.rawValue) })
             for server in process.servers {
@@ -201,6 +205,7 @@ public struct PaneRows: Sendable {
         case .events: events.count
         case .channels: channels.count
         case .servers: servers.count
+        case .xds: xds.count
         }
     }
 
@@ -209,7 +214,7 @@ public struct PaneRows: Sendable {
         case .endpoints: endpoints.indices.contains(index) ? .endpoint(endpoints[index]) : nil
         case .subchannels: subchannels.indices.contains(index) ? .subchannel(subchannels[index]) : nil
         case .traffic: traffic.indices.contains(index) ? .backend(traffic[index]) : nil
-        case .events, .channels: nil
+        case .events, .channels, .xds: nil
         case .servers: servers.indices.contains(index) ? servers[index] : nil
         }
     }

@@ -37,6 +37,24 @@ extension Snapshot {
         }
         out += formatTable(rows)
         if let p = process { out += Self.processTables(p) }
+        if let x = xds { out += Self.xdsTables(x) }
+        return out
+    }
+
+    /// An xDS target's control plane line and tree.
+    static func xdsTables(_ x: XDSSnapshot) -> String {
+        var out = ""
+        if let s = x.status { out += XDSStatusText.line(s, now: nil) + "\n" }
+        var rows = [["XDS", "STATE", "WEIGHT", "WANT", "GOT", "READY", "NOTE"]]
+        for r in x.tree {
+            let indent = r.kind == .cluster ? "" : (r.kind == .priority ? "  " : "    ")
+            let name = r.kind == .cluster ? "cluster \(r.cluster)" : (r.kind == .priority ? "priority \(r.priority ?? 0)" : (r.locality ?? ""))
+            let note = r.kind == .priority ? (r.inUse == true ? "in use" : "") : (r.note ?? "")
+            rows.append([indent + name, r.state?.rawValue ?? "-", r.weight.map(String.init) ?? "-",
+                         r.expectedShare.map { String(format: "%.1f%%", $0 * 100) } ?? "-",
+                         r.observedShare.map { String(format: "%.1f%%", $0 * 100) } ?? "-", "\(r.ready)/\(r.total)", note])
+        }
+        out += formatTable(rows)
         return out
     }
 
@@ -102,3 +120,25 @@ public func formatTable(_ rows: [[String]]) -> String {
 }
 
 func ms(_ v: Double?) -> String { v.map { String(format: "%.2fms", $0) } ?? "-" }
+
+/// The xDS status line: `xDS 127.0.0.1:18000 connected · LDS greeter v3 ACK · … · EDS greeter v7
+/// NACK (keeping v6): reason`.
+public enum XDSStatusText {
+    /// `now` (seconds since 1970) adds the ages; nil leaves them out (batch tables).
+    public static func line(_ s: XDSStatus, now: Double?) -> String {
+        func age(_ t: Double?) -> String {
+            guard let t, let now else { return "" }
+            return " " + formatDuration(Millis(max(0, min(1e12, (now - t) * 1000))))
+        }
+        var parts = ["xDS \(s.server) \(s.connection)\(age(s.since))"]
+        for r in s.resources {
+            let v = r.version.isEmpty ? "" : " v\(r.version)"
+            switch r.state {
+            case "nacked": parts.append("\(r.type) \(r.name) NACK\(r.version.isEmpty ? "" : " (keeping v\(r.version))"): \(r.nackReason ?? "")")
+            case "acked": parts.append("\(r.type) \(r.name)\(v) ACK\(age(r.updated))")
+            default: parts.append("\(r.type) \(r.name) requested")
+            }
+        }
+        return parts.joined(separator: " · ")
+    }
+}

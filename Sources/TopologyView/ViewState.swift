@@ -7,6 +7,8 @@ public enum Pane: Int, Sendable, CaseIterable {
     case channels
     /// An observed process's servers and the client connections they hold.
     case servers
+    /// An xDS target's clusters → priorities → localities.
+    case xds
 
     public var title: String {
         switch self {
@@ -16,6 +18,7 @@ public enum Pane: Int, Sendable, CaseIterable {
         case .events: "Events"
         case .channels: "Channels"
         case .servers: "Servers"
+        case .xds: "xDS"
         }
     }
 
@@ -24,6 +27,7 @@ public enum Pane: Int, Sendable, CaseIterable {
     /// observed channel's endpoints are its subchannels' addresses), and its Servers come
     /// before Events when it serves anything.
     public static func order(_ m: Model) -> [Pane] {
+        if m.isXDS { return [.xds, .endpoints, .subchannels, .traffic, .events] }
         guard let process = m.observedProcess else { return [.endpoints, .subchannels, .traffic, .events] }
         return process.servers.isEmpty ? [.channels, .subchannels, .traffic, .events] : [.channels, .subchannels, .traffic, .servers, .events]
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dashboard
 import Foundation
+import GRPCWire
 import NIOSSL
 import TopologyCore
 import TopologyRecording

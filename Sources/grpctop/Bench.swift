@@ -29,6 +29,7 @@ struct Bench: ParsableCommand {
     var etcd: String?
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
     @Flag(help: "Benchmark one attach (channelz) poll of 1,000 subchannels instead: decode, report, apply.") var attach = false
+    @Flag(help: "Benchmark one xDS EDS update of 5,000 endpoints instead: decode, validate, ACK, apply.") var xds = false
     @Option(help: "Minutes of synthetic session for --recording.") var minutes = 1.0
     @Option(name: .customLong("keyframe-every"), help: "Session time between keyframes for --recording (default: what watch --record writes, 20s).") var keyframeEvery: String?
     @Option(help: "RPCs per measured run.") var requests = 200_000
@@ -80,6 +81,11 @@ struct Bench: ParsableCommand {
         }
         if kubernetes {
             throw UsageFailure("--kubernetes runs in grpctop-bench --kubernetes (swift build -c release --product grpctop-bench): it needs the stand-in API server, a test double the grpctop users run does not contain")
+        }
+        if xds {
+            let r = try XDSBenchmark.run()
+            try printReport(r, json: output == "json", table: XDSBenchmark.table(r))
+            return
         }
         if attach {
             let r = try AttachBenchmark.run()

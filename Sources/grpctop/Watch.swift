@@ -85,6 +85,8 @@ struct Watch: ParsableCommand {
 
     // Recording
     @Option(help: "Record the session's events to FILE (FILE.gz compresses) for grpctop replay.") var record: String?
+    @Option(name: .customLong("xds-bootstrap"), help: "xDS bootstrap JSON file for xds:/// targets (default: $GRPC_XDS_BOOTSTRAP, or the JSON in $GRPC_XDS_BOOTSTRAP_CONFIG).")
+    var xdsBootstrap: String?
     @Option(name: .customLong("redact-header"), help: "Redact this -H header's value in the recording (every -H value is, unless harmless, e.g. x-request-id, or named by --keep-header).")
     var redactHeaders: [String] = []
     @Option(name: .customLong("keep-header"), help: "Keep this -H header's value in the recording (values are redacted by default).")
@@ -251,6 +253,9 @@ struct Watch: ParsableCommand {
             guard settings.dnsTimeoutMs > 0 else { throw UsageFailure("--dns-timeout must be more than 0") }
         }
         settings.srv = srv
+        settings.xdsBootstrap = xdsBootstrap
+        // The route an xDS control plane gives is chosen for the RPC grpctop sends.
+        settings.rpcPath = method ?? (["greeter", "hello", "sayhello"].contains(rpc.lowercased()) ? "/helloworld.Greeter/SayHello" : "/grpc.health.v1.Health/Check")
         settings.kubeAPI = kubeAPI
         settings.kubeconfig = kubeconfig
         settings.kubeContext = context

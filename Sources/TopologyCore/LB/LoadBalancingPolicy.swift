@@ -36,6 +36,41 @@ public protocol LoadBalancingPolicy: Sendable, Codable {
     func state(previous: ConnectivityState, table: SubchannelTable) -> ConnectivityState
     /// What RPCs are picked from now.
     func pickNode(table: SubchannelTable) -> any PickNode
+    /// Time passed (every stats tick): timers (priority's failover) are checked here.
+    mutating func tick(table: inout SubchannelTable)
+    /// The tree as it stands, for the view: states, weights, the child in use and why.
+    func describe(table: SubchannelTable) -> PolicyDescription
+}
+
+extension LoadBalancingPolicy {
+    public mutating func tick(table: inout SubchannelTable) {}
+    public func describe(table: SubchannelTable) -> PolicyDescription {
+        PolicyDescription(name: Self.name, state: state(previous: .idle, table: table))
+    }
+}
+
+/// One node of a policy tree as the view shows it: the policy, the group it serves under its
+/// parent (a cluster, a priority, a locality) with its weight, its state, whether its parent uses
+/// it, and a note (priority: which one is in use and why).
+public struct PolicyDescription: Sendable, Equatable, Codable {
+    public var name: String
+    public var label: String?
+    public var weight: UInt32?
+    public var state: ConnectivityState
+    public var inUse: Bool?
+    public var note: String?
+    public var children: [PolicyDescription] = []
+    public init(name: String, state: ConnectivityState, note: String? = nil) {
+        self.name = name
+        self.state = state
+        self.note = note
+    }
+
+    /// The node reached by following `labels` from here (`["greeter", "0", "us/zone-a"]`).
+    public func find(_ labels: [String]) -> PolicyDescription? {
+        guard let first = labels.first else { return self }
+        return children.first { $0.label == first }?.find(Array(labels.dropFirst()))
+    }
 }
 
 /// Policies by name, as gRPC's LB policy registry: how a keyframe's tree is read back, and where
@@ -43,7 +78,7 @@ public protocol LoadBalancingPolicy: Sendable, Codable {
 public enum PolicyRegistry {
     public static let types: [String: any LoadBalancingPolicy.Type] = {
         var d: [String: any LoadBalancingPolicy.Type] = [:]
-        for t: any LoadBalancingPolicy.Type in [PickFirst.self, RoundRobin.self, LeastRequest.self, Observed.self] {
+        for t: any LoadBalancingPolicy.Type in [PickFirst.self, RoundRobin.self, LeastRequest.self, Observed.self, WeightedTarget.self, Priority.self] {
             d[t.name] = t
         }
         return d
@@ -82,6 +117,8 @@ public struct AnyPolicy: Sendable, Codable {
     public mutating func shutDownAll(why: String, table: inout SubchannelTable) { policy.shutDownAll(why: why, table: &table) }
     public func state(previous: ConnectivityState, table: SubchannelTable) -> ConnectivityState { policy.state(previous: previous, table: table) }
     public func pickNode(table: SubchannelTable) -> any PickNode { policy.pickNode(table: table) }
+    public mutating func tick(table: inout SubchannelTable) { policy.tick(table: &table) }
+    public func describe(table: SubchannelTable) -> PolicyDescription { policy.describe(table: table) }
 }
 
 /// The policies a user picks with `--lb` and cycles with `l`, by gRPC's names.

@@ -1,0 +1,1 @@
+../../Sources/XDSAPI/XDSState.swift
