@@ -43,9 +43,9 @@ extension Dashboard {
                         x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let byID = Dictionary(tree.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let columns: [Column<XDSTreeRow>] = [
-            Column(title: "CLUSTER › PRIORITY › LOCALITY", width: 22, priority: 0, flex: true, middleEllipsis: true) { r in
+            Column(title: "CLUSTER › PRIORITY › LOCALITY", width: 22, priority: 0, flex: true) { r in
                 switch r.kind {
-                case .cluster: return ("\(r.cluster)", .accent)
+                case .cluster: return ("\(r.cluster)\(r.note.map { "  \($0)" } ?? "")", .accent)
                 case .priority: return ("  priority \(r.priority ?? 0)\(r.inUse == true ? " ◀ in use" : "")", r.inUse == true ? .normal : .muted)
                 case .locality: return ("    \(r.locality ?? "")", .normal)
                 }
@@ -61,7 +61,6 @@ extension Dashboard {
                 return (pct(r.observedShare), off ? .warning : .normal)
             },
             Column(title: "READY", width: 7, right: true, priority: 2) { r in ("\(r.ready)/\(r.total)", r.ready < r.total ? .warning : .normal) },
-            Column(title: "WHY", width: 12, priority: 3, flex: true) { r in (r.kind == .cluster ? (r.note ?? "") : "", .muted) },
         ]
         let clusters = tree.filter { $0.kind == .cluster }.count
         var title = "xDS (\(clusters) cluster\(clusters == 1 ? "" : "s"))"

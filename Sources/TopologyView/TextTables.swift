@@ -131,14 +131,21 @@ public enum XDSStatusText {
             return " " + formatDuration(Millis(max(0, min(1e12, (now - t) * 1000))))
         }
         var parts = ["xDS \(s.server) \(s.connection)\(age(s.since))"]
-        for r in s.resources {
-            let v = r.version.isEmpty ? "" : " v\(r.version)"
+        // One entry per type (the names are in the xDS pane); a NACK first, with its reason.
+        var nacks: [String] = []
+        for type in ["LDS", "RDS", "CDS", "EDS"] {
+            let rs = s.resources.filter { $0.type == type }
+            guard let r = rs.first else { continue }
+            let count = rs.count > 1 ? "×\(rs.count)" : ""
             switch r.state {
-            case "nacked": parts.append("\(r.type) \(r.name) NACK\(r.version.isEmpty ? "" : " (keeping v\(r.version))"): \(r.nackReason ?? "")")
-            case "acked": parts.append("\(r.type) \(r.name)\(v) ACK\(age(r.updated))")
-            default: parts.append("\(r.type) \(r.name) requested")
+            case "nacked":
+                nacks.append("\(type) \(r.name) NACK\(r.version.isEmpty ? "" : " (keeping v\(r.version))"): \(r.nackReason ?? "")")
+            case "acked":
+                parts.append("\(type)\(count) v\(r.version) ACK\(age(rs.compactMap(\.updated).max()))")
+            default:
+                parts.append("\(type)\(count) requested")
             }
         }
-        return parts.joined(separator: " · ")
+        return (parts.prefix(1) + nacks + parts.dropFirst()).joined(separator: " · ")
     }
 }

@@ -314,6 +314,30 @@ func locality(_ zone: String, weight: Int = 1, priority: Int = 0, _ pods: [Backe
         #expect(run.summary?.int("failed") == 0)
     }
 
+    /// `--record`: `replay --batch` prints exactly what the live run printed, the xDS status and
+    /// tree included (a NACK and an EDS change on the way).
+    @Test func replayEqualsTheLiveRun() throws {
+        let f = try fleet(2)
+        defer { f.forEach { $0.stop() } }
+        let good = xdsConfig(clusters: ["greeter": 1], localities: ["greeter": [locality("zone-a", [f[0]])]])
+        let cp = try ControlPlane(config: good)
+        defer { cp.stop() }
+        let path = tempDir() + "/xds.jsonl.gz"
+        let run = try watch(cp, ["--record", path], duration: "5s")
+        _ = try #require(run.waitForSnapshot { $0.rows("backends").contains { $0.double("rps") > 0 } }, "\(run.err.all)")
+        try cp.update(xdsConfig(clusters: ["greeter": 1], localities: ["greeter": [locality("zone-a", [f[0], f[1]])]]))
+        _ = run.waitForSnapshot { $0.rows("backends").filter { $0.double("rps") > 0 }.count == 2 }
+        var bad = good
+        bad["clusters"] = ["greeter": ["lb_policy": "MAGLEV"]]
+        try cp.update(bad)
+        #expect(run.wait() == 0, "\(run.err.all)")
+        let last = try #require(run.snapshots.last)
+        #expect(last.dict("xds").dict("status").rows("resources").contains { $0.string("state") == "nacked" && $0.string("nackReason").contains("MAGLEV") })
+        let replay = try WatchRun([path, "--batch", "--output", "json"], subcommand: "replay")
+        #expect(replay.wait() == 0, "\(replay.err.all)")
+        #expect(replay.out.all == run.out.all)
+    }
+
     /// Bootstrap mistakes: one line each, exit 2.
     @Test func bootstrapMistakes() throws {
         let dir = tempDir()

@@ -57,9 +57,10 @@ import TopologyCore
     @Test func paneAndStatusLine() {
         let m = Self.model()
         let text = Dashboard.render(model: m, state: ViewState(), width: 140, height: 44).grid.lines.joined(separator: "\n")
-        #expect(text.contains("xDS 127.0.0.1:18000 connected") && text.contains("LDS greeter v1 ACK")
+        #expect(text.contains("xDS 127.0.0.1:18000 connected") && text.contains("LDS v1 ACK")
                 && text.contains("CDS greeter NACK (keeping v2): cluster greeter: type STATIC is not supported"), "\(text)")
         #expect(text.contains("xDS (1 cluster)") && text.contains("priority 0 ◀ in use") && text.contains("not started"))
+        #expect(text.contains("greeter  priority 0 READY"), "the cluster row says which priority is in use and why")
         let zoneB = text.split(separator: "\n").first { $0.contains("    us/zone-b") }.map(String.init) ?? ""
         #expect(zoneB.contains("READY") && zoneB.contains("75%"), "\(zoneB)")
         #expect(text.contains("CLUSTER") && text.contains("LOCALITY") && text.contains("UNHEALTHY"))

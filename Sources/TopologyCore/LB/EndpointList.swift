@@ -20,8 +20,11 @@ public struct EndpointList: Sendable, Codable {
     public mutating func update(endpoints: [Endpoint], table: inout SubchannelTable) {
         wanted = Set(endpoints.map(\.key))
         updated = true
-        for sc in table.live where owned.owns(sc.id) && !wanted.contains(sc.key) {
-            owned.shutDown(sc.id, why: endpointGoneReason(sc.key, table: table), table: &table)
+        // Only this list's own subchannels, in id order (a parent's many lists must not each
+        // walk the whole table).
+        for id in owned.ids.sorted() {
+            guard let key = table.record(id)?.key, !wanted.contains(key) else { continue }
+            owned.shutDown(id, why: endpointGoneReason(key, table: table), table: &table)
         }
         table.records.reserveCapacity(table.records.count + endpoints.count)
         for e in endpoints {
