@@ -12,7 +12,7 @@ import TopologyView
 // binary users run.
 
 enum FuzzTarget: String, CaseIterable {
-    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz, xds
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz, xds, envoy
 }
 
 let selected: FuzzTarget = {
@@ -41,6 +41,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .dns: fuzzDNS(bytes)
     case .channelz: fuzzChannelz(bytes)
     case .xds: fuzzXDS(bytes)
+    case .envoy: fuzzEnvoy(bytes)
     }
     return 0
 }
@@ -326,3 +327,25 @@ let xdsChain: [XDS.DiscoveryResponse] = {
     cluster.edsClusterConfig = eds
     return [response(.lds, listener.serialized()), response(.rds, rc.serialized()), response(.cds, cluster.serialized())]
 }()
+
+/// An Envoy admin answer (`/clusters?format=json`, `/server_info`) as a proxy sends it: the
+/// clusters read, the default one reported twice (deltas), applied as an observed channel and as
+/// the proxy level beside a driven one, rendered.
+func fuzzEnvoy(_ bytes: [UInt8]) {
+    _ = EnvoyAdmin.serverInfo(json: bytes)
+    guard let clusters = try? EnvoyAdmin.clusters(json: bytes) else { return }
+    for c in clusters { _ = EnvoyAdmin.istioName(c.name); _ = EnvoyAdmin.displayName(c.name) }
+    guard let chosen = EnvoyObserver.defaultCluster(clusters, preferred: nil) else { return }
+    var observer = EnvoyObserver(source: "fuzz")
+    var observed = Model()
+    var driven = Model()
+    for t in 1...2 {
+        var report = observer.report(cluster: chosen, clusters: clusters, version: "1.40.0")
+        report.intervalMs = 1000
+        _ = observed.apply(TimedEvent(at: Millis(t * 1000), .observedChannel(report)))
+        _ = driven.apply(TimedEvent(at: Millis(t * 1000), .proxyReport(report)))
+    }
+    _ = Snapshot(driven)
+    _ = Dashboard.render(model: observed, state: ViewState(), width: 100, height: 30)
+    _ = Dashboard.render(model: driven, state: ViewState(), width: 100, height: 30)
+}

@@ -51,13 +51,17 @@ public enum Event: Sendable, Codable, Equatable {
     case channelChosen(Int64)
     /// An xDS client's view of its control plane changed (connection, versions, ACK/NACK).
     case xdsStatus(XDSStatus)
+    /// A proxy's admin API was read (`--envoy-admin`): its cluster's hosts beside the client.
+    case proxyReport(ObservedChannel)
+    /// The proxy's admin API could not be read (the picture is kept).
+    case proxyFailed(String)
 }
 
 extension Event {
     /// Whether the model counts RPCs from it (a stats tick, or an observed source's report).
     public var carriesStats: Bool {
         switch self {
-        case .stats, .observedChannel: true
+        case .stats, .observedChannel, .proxyReport: true
         default: false
         }
     }

@@ -6,7 +6,7 @@ extension Model: Codable {
         case session, now, policy, traffic, resolver, endpoints, subchannels, backends, channel, unassigned
         case channelState, channelQueued, log, markers, goAways, reconnectReasons, nextID, liveByKey
         case liveCounts, listed, lb, pickFirst, rowsVersion, fairnessCache, revisionSharesCache
-        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged, observedProcess, xds
+        case backendsCompleted10s, backendsPeakPerSecond, topologyChanged, observedProcess, xds, proxy
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -40,6 +40,7 @@ extension Model: Codable {
         try c.encode(topologyChanged, forKey: .topologyChanged)
         try c.encodeIfPresent(observedProcess, forKey: .observedProcess)
         try c.encodeIfPresent(xds, forKey: .xds)
+        try c.encodeIfPresent(proxy, forKey: .proxy)
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,5 +85,6 @@ extension Model: Codable {
         topologyChanged = try c.decode(Bool.self, forKey: .topologyChanged)
         observedProcess = try c.decodeIfPresent(ObservedProcess.self, forKey: .observedProcess)
         xds = try c.decodeIfPresent(XDSStatus.self, forKey: .xds)
+        proxy = try c.decodeIfPresent(ProxyView.self, forKey: .proxy)
     }
 }

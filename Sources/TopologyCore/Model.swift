@@ -49,6 +49,8 @@ public struct Model: Sendable {
     public internal(set) var observedProcess: ObservedProcess?
     /// An xDS client's control plane, connection and resource versions (`xds:///` targets).
     public internal(set) var xds: XDSStatus?
+    /// A proxy's level (`--envoy-admin`): its cluster's hosts, health and requests.
+    public internal(set) var proxy: ProxyView?
     public var reconnects: Int { reconnectReasons.values.reduce(0, +) }
 
     var lastPicker: PickerSpec?
@@ -167,6 +169,10 @@ public struct Model: Sendable {
             effects.append(.reconnect(id))
         case .xdsStatus(let status):
             applyXDSStatus(status)
+        case .proxyReport(let report):
+            applyProxyReport(report, intervalMs: report.intervalMs ?? 1000)
+        case .proxyFailed(let message):
+            applyProxyFailure(message)
         case .channelChosen(let id):
             guard isObserved, id != observedProcess?.watched else { break }
             let target = observedProcess?.channels.first { $0.id == id }?.target

@@ -21,6 +21,31 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public var process: ObservedProcess?
     /// An xDS target's control plane and tree (clusters → priorities → localities).
     public var xds: XDSSnapshot?
+    /// A proxy's level (`--envoy-admin`): its cluster's hosts.
+    public var proxy: ProxySnapshot?
+
+    public struct ProxySnapshot: Codable, Sendable, Equatable {
+        public var source: String
+        public var kind: String?
+        public var cluster: String
+        public var error: String?
+        public var balancing: String?
+        public var hosts: [ProxyHostSnapshot]
+    }
+
+    public struct ProxyHostSnapshot: Codable, Sendable, Equatable {
+        public var name: String
+        public var address: String
+        public var state: String
+        public var reason: String?
+        public var rps: Double
+        public var share: Double
+        public var active: Int
+        /// The proxy's counts for the host: requests, successes, errors.
+        public var total: Int64?
+        public var ok: Int64?
+        public var failed: Int64?
+    }
 
     public struct XDSSnapshot: Codable, Sendable, Equatable {
         public var status: XDSStatus?
@@ -141,6 +166,15 @@ public struct Snapshot: Codable, Sendable, Equatable {
         }
         process = m.observedProcess
         if m.isXDS || m.xds != nil { xds = XDSSnapshot(status: m.xds, tree: m.xdsRows) }
+        if let p = m.proxy {
+            let all = p.completed10s
+            proxy = ProxySnapshot(source: p.source, kind: p.kind, cluster: p.cluster, error: p.error, balancing: m.balancingNote, hosts: p.hosts.map { h in
+                ProxyHostSnapshot(name: h.name, address: h.endpoint.addresses.first?.description ?? "", state: h.state.rawValue, reason: h.reason,
+                                  rps: round2(h.traffic.rate(seconds: 1, tickMs: p.tickMs)),
+                                  share: all > 0 ? round3(Double(h.traffic.completed(lastSeconds: 10, tickMs: p.tickMs)) / Double(all)) : 0,
+                                  active: h.activeRequests, total: h.lifetime?.started, ok: h.lifetime?.succeeded, failed: h.lifetime?.failed)
+            })
+        }
         let recentTotal = m.backends.values.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tick) }
         backends = m.backends.values.sorted { $0.name < $1.name }.map { b in
             let tr = b.traffic

@@ -67,9 +67,11 @@ extension Dashboard {
         if let r = info["refresh"] { parts.append("refresh \(r)") }
         if let ttl = info["ttl"] { parts.append("TTL \(ttl)") }
         let wallNow = (m.session?.startedAt ?? 0) * 1000 + Double(m.now)
-        if let a = info["answeredAt"].flatMap(Double.init) { parts.append("answer \(formatDuration(Int64(wallNow - a))) ago") }
+        // Times from a resolver (or a recording) are not trusted to be sane numbers.
+        func ms(_ d: Double) -> Int64 { d.isFinite ? Int64(max(-1e15, min(1e15, d))) : 0 }
+        if let a = info["answeredAt"].flatMap(Double.init) { parts.append("answer \(formatDuration(ms(wallNow - a))) ago") }
         if let n = info["nextAt"].flatMap(Double.init) {
-            let d = Int64(n - wallNow)
+            let d = ms(n - wallNow)
             parts.append(d > 0 ? "next lookup in \(formatDuration(d))" : "lookup due")
         } else if let n = info["next"], !n.isEmpty {
             parts.append("next lookup \(n)")

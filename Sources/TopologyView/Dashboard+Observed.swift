@@ -71,7 +71,7 @@ extension Dashboard {
                              x: Int, y: Int, w: Int, h: Int, _ g: Glyphs) -> Int {
         let byID = Dictionary(process.channels.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let columns: [Column<ChannelRow>] = [
-            Column(title: "  CHANNEL", width: 10, priority: 0) { r in
+            Column(title: process.isProxy ? "  CLUSTER" : "  CHANNEL", width: 10, priority: 0) { r in
                 (String(repeating: "  ", count: min(r.depth, 4)) + (r.depth > 0 ? "└" : (r.watched ? "*" : " ")) + " #\(r.row.id)", r.watched ? .accent : .muted)
             },
             Column(title: "TARGET", width: 20, priority: 0, flex: true, middleEllipsis: true) { r in (r.row.target.isEmpty ? "(no target)" : r.row.target, r.watched ? .accent : .normal) },
@@ -83,7 +83,9 @@ extension Dashboard {
             Column(title: "FAILED", width: 7, right: true, priority: 3) { r in ("\(r.row.callsFailed)", r.row.callsFailed > 0 ? .failure : .normal) },
             Column(title: "LAST CALL", width: 10, right: true, priority: 5) { r in (ago(m, r.row.lastCallStarted), .muted) },
         ]
-        var title = "Channels (\(process.channels.filter { $0.parent == nil }.count))"
+        let noun = process.isProxy ? "Clusters" : "Channels"
+        var title = "\(noun) (\(process.channels.filter { $0.parent == nil }.count))"
+        if process.isProxy, let kind = process.kind { title += " \(g.rule) \(kind)" }
         if let id = process.watched { title += " \(g.rule) watching #\(id)" }
         if state.focus == .channels && process.channels.count > 1 && state.timeline == nil { title += " \(g.rule) Enter watches the selected one" }
         return drawTable(&grid, pane: .channels, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.channels,

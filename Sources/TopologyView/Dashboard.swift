@@ -67,6 +67,11 @@ public enum Dashboard {
             grid.put(" " + line, x: 0, y: top, role: bad ? .failure : (x.connection.hasPrefix("down") ? .warning : .header))
             top += 1
         }
+        if let note = m.balancingNote {
+            grid.fill(y: top, role: .header)
+            grid.put(" " + note, x: 0, y: top, role: .header)
+            top += 1
+        }
         if let caption = caption ?? m.caption, !caption.isEmpty {
             grid.fill(y: top, role: .accent)
             grid.put(" " + caption, x: 0, y: top, role: .accent)
@@ -78,6 +83,8 @@ public enum Dashboard {
             drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
+        } else if m.proxy != nil && m.observedProcess == nil && !m.isXDS {
+            pageSizes = drawProxyLayout(&grid, m, rows, state, fairness: fairness, top: top, bottom: bottom, width: width, g)
         } else if m.isXDS {
             pageSizes = drawXDSLayout(&grid, m, rows, state, fairness: fairness, top: top, bottom: bottom, width: width, g)
         } else if let process = m.observedProcess {
@@ -434,7 +441,10 @@ public enum Dashboard {
 
     static func clockAt(_ m: Model, _ at: Millis) -> String {
         guard let start = m.session?.startedAt else { return formatDuration(at) }
-        let t = Int(start + Double(at) / 1000)
+        // A recording's start time is not trusted to be a sane number of seconds.
+        let wall = start + Double(at) / 1000
+        guard wall.isFinite, abs(wall) < 1e15 else { return "--:--:--" }
+        let t = Int(wall)
         let s = ((t % 86_400) + 86_400) % 86_400
         return String(format: "%02d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60)
     }

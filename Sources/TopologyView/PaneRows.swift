@@ -16,13 +16,15 @@ public struct PaneRows: Sendable {
     public var servers: [DetailTarget] = []
     /// An xDS target's tree rows (`XDSTreeRow.id`), taken fresh every frame.
     public var xds: [String] = []
+    /// A proxy's hosts (their names), taken fresh every frame.
+    public var proxy: [String] = []
 
     public static func sortColumns(_ pane: Pane) -> [String] {
         switch pane {
         case .endpoints: ["resolver order", "name", "condition", "zone", "age", "revision"]
         case .subchannels: ["id", "state", "streams", "failed", "rtt"]
         case .traffic: ["name", "rps", "p99", "errors"]
-        case .events, .channels, .servers, .xds: []
+        case .events, .channels, .servers, .xds, .proxy: []
         }
     }
 
@@ -44,6 +46,7 @@ public struct PaneRows: Sendable {
         if var p = previous, p.basis == basis, !live {
             p.events = state.filter.isEmpty ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, Array(state.filter.lowercased().utf8)) }
             p.xds = m.isXDS ? m.xdsRows.map(\.id) : []
+            p.proxy = m.proxy?.hosts.map(\.name) ?? []
             self = p
             return
         }
@@ -134,6 +137,7 @@ public struct PaneRows: Sendable {
         events = all ? m.log.entries : m.log.entries.filter { Self.containsIgnoringCase($0.text, needle) }
 
         if m.isXDS { xds = m.xdsRows.map(\.id) }
+        proxy = m.proxy?.hosts.map(\.name) ?? []
         if let process = m.observedProcess {
             channels = Self.channelTree(process.channels, keep: { all || keep($0.target, "#\($0.id)", $0.state.rawValue) })
             for server in process.servers {
@@ -206,6 +210,7 @@ public struct PaneRows: Sendable {
         case .channels: channels.count
         case .servers: servers.count
         case .xds: xds.count
+        case .proxy: proxy.count
         }
     }
 
@@ -214,7 +219,7 @@ public struct PaneRows: Sendable {
         case .endpoints: endpoints.indices.contains(index) ? .endpoint(endpoints[index]) : nil
         case .subchannels: subchannels.indices.contains(index) ? .subchannel(subchannels[index]) : nil
         case .traffic: traffic.indices.contains(index) ? .backend(traffic[index]) : nil
-        case .events, .channels, .xds: nil
+        case .events, .channels, .xds, .proxy: nil
         case .servers: servers.indices.contains(index) ? servers[index] : nil
         }
     }

@@ -38,6 +38,15 @@ extension Snapshot {
         out += formatTable(rows)
         if let p = process { out += Self.processTables(p) }
         if let x = xds { out += Self.xdsTables(x) }
+        if let p = proxy {
+            out += "proxy \(p.kind ?? p.source), cluster \(p.cluster)\(p.balancing.map { ": \($0)" } ?? "")\(p.error.map { ", ERROR \($0)" } ?? "")\n"
+            var rows = [["HOST", "STATE", "RPS", "SHARE", "ACTIVE", "REQUESTS", "OK", "FAILED", "WHY"]]
+            for h in p.hosts {
+                rows.append([h.name, h.state, String(format: "%.1f", h.rps), String(format: "%.1f%%", h.share * 100), "\(h.active)",
+                             h.total.map(String.init) ?? "-", h.ok.map(String.init) ?? "-", h.failed.map(String.init) ?? "-", h.reason ?? ""])
+            }
+            out += formatTable(rows)
+        }
         return out
     }
 

@@ -9,6 +9,8 @@ public enum Pane: Int, Sendable, CaseIterable {
     case servers
     /// An xDS target's clusters → priorities → localities.
     case xds
+    /// A proxy's hosts beside the client (`--envoy-admin`).
+    case proxy
 
     public var title: String {
         switch self {
@@ -19,6 +21,7 @@ public enum Pane: Int, Sendable, CaseIterable {
         case .channels: "Channels"
         case .servers: "Servers"
         case .xds: "xDS"
+        case .proxy: "Proxy"
         }
     }
 
@@ -28,7 +31,9 @@ public enum Pane: Int, Sendable, CaseIterable {
     /// before Events when it serves anything.
     public static func order(_ m: Model) -> [Pane] {
         if m.isXDS { return [.xds, .endpoints, .subchannels, .traffic, .events] }
-        guard let process = m.observedProcess else { return [.endpoints, .subchannels, .traffic, .events] }
+        guard let process = m.observedProcess else {
+            return m.proxy == nil ? [.endpoints, .subchannels, .traffic, .events] : [.endpoints, .subchannels, .traffic, .proxy, .events]
+        }
         return process.servers.isEmpty ? [.channels, .subchannels, .traffic, .events] : [.channels, .subchannels, .traffic, .servers, .events]
     }
 }

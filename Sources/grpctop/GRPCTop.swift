@@ -12,7 +12,7 @@ struct GRPCTop: ParsableCommand {
         commandName: "grpctop",
         abstract: "A terminal dashboard of a gRPC client's connection topology: endpoints, subchannels, streams and per-pod rates.",
         version: version,
-        subcommands: [Watch.self, Attach.self, Replay.self, Serve.self, Demo.self, Bench.self, KubeRBACCommand.self],
+        subcommands: [Watch.self, Attach.self, EnvoyCommand.self, Replay.self, Serve.self, Demo.self, Bench.self, KubeRBACCommand.self],
         defaultSubcommand: nil
     )
 

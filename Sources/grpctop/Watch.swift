@@ -9,6 +9,7 @@ import TopologyCore
 import TopologyView
 import TopologyRecording
 import TopologyResolvers
+import TopologySources
 import TopologyTransport
 
 /// `grpctop watch TARGET`: resolve, connect, send traffic and show the topology.
@@ -85,6 +86,10 @@ struct Watch: ParsableCommand {
 
     // Recording
     @Option(help: "Record the session's events to FILE (FILE.gz compresses) for grpctop replay.") var record: String?
+    @Option(name: .customLong("envoy-admin"), help: "Also show the proxy's own view: its admin API (http://127.0.0.1:15000 for Istio's sidecar), polled every --interval.")
+    var envoyAdmin: String?
+    @Option(name: .customLong("envoy-cluster"), help: "The Envoy cluster to show with --envoy-admin (default: the one with most requests).")
+    var envoyCluster: String?
     @Option(name: .customLong("xds-bootstrap"), help: "xDS bootstrap JSON file for xds:/// targets (default: $GRPC_XDS_BOOTSTRAP, or the JSON in $GRPC_XDS_BOOTSTRAP_CONFIG).")
     var xdsBootstrap: String?
     @Option(name: .customLong("redact-header"), help: "Redact this -H header's value in the recording (every -H value is, unless harmless, e.g. x-request-id, or named by --keep-header).")
@@ -236,6 +241,8 @@ struct Watch: ParsableCommand {
         guard intervalMs >= 100 else { throw UsageFailure("--interval \(interval) is too short (at least 100ms)") }
         let durationMs = try duration.map { try parseDuration($0, flag: "--duration") }
         if let i = iterations, i < 1 { throw UsageFailure("--iterations must be at least 1") }
+        if let url = envoyAdmin, let problem = EnvoySource.problem(url: url) { throw UsageFailure("--envoy-admin \(problem)") }
+        if envoyCluster != nil && envoyAdmin == nil { throw UsageFailure("--envoy-cluster goes with --envoy-admin URL") }
         guard output == "table" || output == "json" else { throw UsageFailure("--output '\(output)' is not known: use table or json") }
         return Options(config: config, resolver: resolver, intervalMs: intervalMs, durationMs: durationMs, json: output == "json")
     }
@@ -282,12 +289,22 @@ struct Watch: ParsableCommand {
         return engine
     }
 
+    /// `--envoy-admin`: the proxy's level, polled beside the client (nil without the flag).
+    func startProxySource(_ o: Options, engine: Engine) -> EnvoySource? {
+        guard let url = envoyAdmin else { return nil }
+        let source = EnvoySource(url: url, intervalMs: max(250, o.intervalMs), cluster: envoyCluster, mode: .proxy)
+        source.start { engine.submit($0) }
+        return source
+    }
+
     /// Runs the full-screen dashboard, then prints the summary on the normal screen.
     func runDashboard(_ o: Options, recorder: RecordingWriter?) throws -> Summary {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let engine = makeEngine(o, group, recorder: recorder)
         try engine.start().wait()
+        let proxy = startProxySource(o, engine: engine)
+        defer { proxy?.stop() }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         let (_, note) = try DashboardLoop.run(engine: engine, colors: colors, recording: recorder.map { r in { r.headerStatus } })
         let model = try engine.stop(grace: .seconds(1)).wait()
@@ -307,6 +324,8 @@ struct Watch: ParsableCommand {
         let signals = SignalWatcher()
         signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
         try engine.start().wait()
+        let proxy = startProxySource(o, engine: engine)
+        defer { proxy?.stop() }
 
         let started = DispatchTime.now()
         var printed = 0

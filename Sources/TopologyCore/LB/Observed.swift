@@ -77,6 +77,9 @@ public struct ObservedChannel: Sendable, Codable, Equatable {
     /// Every pod the channel should reach, when known from elsewhere (`attach --names`): counted
     /// in fairness with zero when no subchannel of the channel reaches it.
     public var expectedBackends: [String]?
+    /// The time between the source's polls, when it is not the session's tick (a proxy beside a
+    /// driven channel).
+    public var intervalMs: Int?
     public init(source: String, state: ConnectivityState, subchannels: [ObservedSubchannel], unassigned: RPCDelta? = nil,
                 process: ObservedProcess? = nil, expectedBackends: [String]? = nil) {
         self.expectedBackends = expectedBackends
@@ -136,11 +139,18 @@ public struct ObservedProcess: Sendable, Codable, Equatable {
     public var servers: [ObservedServer] = []
     /// The channel whose subchannels are shown.
     public var watched: Int64?
-    public init(channels: [ObservedChannelRow] = [], servers: [ObservedServer] = [], watched: Int64? = nil) {
+    /// What was read: nil for channelz; `envoy 1.40.0` for a proxy's admin API (its
+    /// "channels" are clusters).
+    public var kind: String?
+    public init(channels: [ObservedChannelRow] = [], servers: [ObservedServer] = [], watched: Int64? = nil, kind: String? = nil) {
         self.channels = channels
         self.servers = servers
         self.watched = watched
+        self.kind = kind
     }
+
+    /// A proxy's clusters rather than a process's channels.
+    public var isProxy: Bool { kind?.hasPrefix("envoy") ?? false }
 }
 
 public struct ObservedChannelRow: Sendable, Codable, Equatable {

@@ -88,8 +88,8 @@ public struct Priority: LoadBalancingPolicy {
             case .transientFailure, .shutdown:
                 reasons.append("priority \(p) \(s.rawValue)")
             case .connecting, .idle:
-                let waited = table.now - (startedAt[p] ?? table.now)
-                if wasReady.contains(p) || waited < Self.failoverMs {
+                let (waited, overflow) = table.now.subtractingReportingOverflow(startedAt[p] ?? table.now)
+                if wasReady.contains(p) || (!overflow && waited < Self.failoverMs) {
                     chosen = p
                 } else {
                     reasons.append("priority \(p) not READY within \(formatDuration(Self.failoverMs)) (failover timer)")

@@ -1,0 +1,1 @@
+../../Sources/TopologySources/EnvoyAdmin.swift
