@@ -142,7 +142,7 @@ let package = Package(
         .target(
             name: "TopologyDemo",
             dependencies: [
-                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyRecording",
+                "TopologyCore", "TopologyTransport", "TopologyResolvers", "TopologyServer", "TopologyRecording", "TopologySources",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -15,7 +15,8 @@ public final class DemoRun: @unchecked Sendable {
     public let controller: DemoController
 
     public init(story: DemoScenario, pods: Int, speed: Double, seed: UInt64?, group: EventLoopGroup, serverGroup: EventLoopGroup,
-                recorder: RecordingWriter? = nil, version: String = "dev") throws {
+                recorder: RecordingWriter? = nil, version: String = "dev", envoy: String? = nil) throws {
+        if story.needsEnvoy && (envoy ?? DemoEnvoy.binary()) == nil { throw DemoEnvoyError(DemoEnvoy.howToGet) }
         fleet = DemoFleet(group: serverGroup)
         if story.usesProxy {
             let p = seed.map { TCPProxy(group: serverGroup, rng: SeededGenerator(seed: $0)) } ?? TCPProxy(group: serverGroup)
@@ -35,6 +36,7 @@ public final class DemoRun: @unchecked Sendable {
         engine = try Engine(config: config, resolver: resolver, loop: group.next())
         if let recorder { engine.observe { timed, model in recorder.record(timed, model: model) } }
         controller = DemoController(story: story, fleet: fleet, proxy: proxy, resolver: resolver, engine: engine, pods: pods, speed: speed)
+        controller.envoyBinary = envoy
         try engine.start().wait()
         controller.start()
     }
@@ -43,6 +45,7 @@ public final class DemoRun: @unchecked Sendable {
     public func stop(grace: TimeAmount) -> Model {
         controller.cancel()
         let model = (try? engine.stop(grace: grace).wait()) ?? Model()
+        controller.stopEnvoy()
         fleet.stopAll()
         proxy?.stop()
         return model
@@ -162,6 +165,14 @@ public final class DemoFleet: @unchecked Sendable {
         let s = servers.removeValue(forKey: name)
         lock.unlock()
         _ = s?.drain()
+    }
+
+    /// Health checks answer NOT_SERVING (or SERVING again); the pod keeps serving RPCs.
+    func setServing(_ name: String, _ value: Bool) {
+        lock.lock()
+        let s = servers[name]
+        lock.unlock()
+        s?.setServing(value)
     }
 
     /// Abrupt: connections reset, the listener gone, in-flight RPCs lost.

