@@ -333,6 +333,7 @@ let xdsChain: [XDS.DiscoveryResponse] = {
 /// the proxy level beside a driven one, rendered.
 func fuzzEnvoy(_ bytes: [UInt8]) {
     _ = EnvoyAdmin.serverInfo(json: bytes)
+    let stats = EnvoyAdmin.stats(json: bytes)
     guard let clusters = try? EnvoyAdmin.clusters(json: bytes) else { return }
     for c in clusters { _ = EnvoyAdmin.istioName(c.name); _ = EnvoyAdmin.displayName(c.name) }
     guard let chosen = EnvoyObserver.defaultCluster(clusters, preferred: nil) else { return }
@@ -340,7 +341,8 @@ func fuzzEnvoy(_ bytes: [UInt8]) {
     var observed = Model()
     var driven = Model()
     for t in 1...2 {
-        var report = observer.report(cluster: chosen, clusters: clusters, version: "1.40.0")
+        _ = EnvoyAdmin.statsPath(cluster: chosen.name)
+        var report = observer.report(cluster: chosen, clusters: clusters, version: "1.40.0", stats: stats)
         report.intervalMs = 1000
         _ = observed.apply(TimedEvent(at: Millis(t * 1000), .observedChannel(report)))
         _ = driven.apply(TimedEvent(at: Millis(t * 1000), .proxyReport(report)))

@@ -16,6 +16,8 @@ public struct ProxyView: Sendable, Codable {
     public var lastReport: Millis
     /// Time between polls: the hosts' series have one sample per poll.
     public var tickMs: Int
+    /// What the proxy's stats say this poll (panic mode, ejections).
+    public var notes: [String] = []
 
     /// Requests completed over the last 10 s by all hosts.
     public var completed10s: Int { hosts.reduce(0) { $0 + $1.traffic.completed(lastSeconds: 10, tickMs: tickMs) } }
@@ -40,6 +42,9 @@ extension Model {
         view.error = nil
         view.errorSince = nil
         view.kind = report.process?.kind
+        let notes = report.process?.notes ?? []
+        for n in notes where !view.notes.contains(n) { log.append(now, .warning, "proxy: \(n)") }
+        view.notes = notes
         let watched = report.process?.channels.first { $0.id == report.process?.watched }
         let cluster = watched?.target ?? "?"
         if view.cluster != cluster {

@@ -138,7 +138,10 @@ public struct Model: Sendable {
             if applyResolverResult(ResolverResult(endpoints: report.subchannels.map(\.endpoint), backends: report.expectedBackends)) {
                 topologyChanged = true
             }
-            if let p = report.process { observedProcess = p }
+            if let p = report.process {
+                for n in p.notes ?? [] where !(observedProcess?.notes ?? []).contains(n) { log.append(now, .warning, n) }
+                observedProcess = p
+            }
             applyObserved(report)
         case .stats(let tick):
             applyStats(tick)

@@ -30,6 +30,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
         public var cluster: String
         public var error: String?
         public var balancing: String?
+        /// Panic mode, ejections (the proxy's stats).
+        public var notes: [String]?
         public var hosts: [ProxyHostSnapshot]
     }
 
@@ -168,7 +170,8 @@ public struct Snapshot: Codable, Sendable, Equatable {
         if m.isXDS || m.xds != nil { xds = XDSSnapshot(status: m.xds, tree: m.xdsRows) }
         if let p = m.proxy {
             let all = p.completed10s
-            proxy = ProxySnapshot(source: p.source, kind: p.kind, cluster: p.cluster, error: p.error, balancing: m.balancingNote, hosts: p.hosts.map { h in
+            proxy = ProxySnapshot(source: p.source, kind: p.kind, cluster: p.cluster, error: p.error, balancing: m.balancingNote,
+                                  notes: p.notes.isEmpty ? nil : p.notes, hosts: p.hosts.map { h in
                 ProxyHostSnapshot(name: h.name, address: h.endpoint.addresses.first?.description ?? "", state: h.state.rawValue, reason: h.reason,
                                   rps: round2(h.traffic.rate(seconds: 1, tickMs: p.tickMs)),
                                   share: all > 0 ? round3(Double(h.traffic.completed(lastSeconds: 10, tickMs: p.tickMs)) / Double(all)) : 0,

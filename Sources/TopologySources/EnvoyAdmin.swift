@@ -137,6 +137,30 @@ public enum EnvoyAdmin {
         return nil
     }
 
+    /// `/stats?format=json`: counters and gauges by name (histograms skipped), bounded.
+    public static func stats(json bytes: [UInt8]) -> [String: Int64] {
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any], let list = obj["stats"] as? [Any] else { return [:] }
+        var out: [String: Int64] = [:]
+        for s in list.prefix(1000) {
+            guard let s = s as? [String: Any], let name = s["name"] as? String, let v = int(s["value"]) else { continue }
+            out[String(name.prefix(300))] = v
+        }
+        return out
+    }
+
+    /// The stats of one cluster `/clusters` does not show: panic mode, retries, ejections,
+    /// membership — the query's path.
+    public static func statsPath(cluster: String) -> String {
+        var escaped = ""
+        for ch in cluster.prefix(300) {
+            if "\\^$.|?*+()[]{}".contains(ch) { escaped.append("\\") }
+            escaped.append(ch)
+        }
+        let regex = "^cluster\\.\(escaped)\\.(lb_healthy_panic|upstream_rq_retry|outlier_detection\\.ejections_active|membership_healthy|membership_total)$"
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_~"))
+        return "/stats?format=json&filter=" + (regex.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
+    }
+
     /// `/server_info`: Envoy's version (`1.40.0`) and state (`LIVE`).
     public static func serverInfo(json bytes: [UInt8]) -> (version: String, state: String)? {
         guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
@@ -175,6 +199,7 @@ public struct EnvoyObserver: Sendable {
     public let source: String
     private var previous: [String: [String: (Int64, Int64, Int64)]] = [:]
     private var polled: Set<String> = []
+    private var previousPanic: [String: Int64] = [:]
     /// Stable ids for cluster names (the Clusters pane picks by id).
     public private(set) var ids: [String: Int64] = [:]
 
@@ -202,7 +227,25 @@ public struct EnvoyObserver: Sendable {
     }
 
     /// The report for `cluster` among `clusters`.
-    public mutating func report(cluster: EnvoyCluster, clusters: [EnvoyCluster], version: String?) -> ObservedChannel {
+    /// What the cluster's stats say that its hosts do not: panic mode (fewer healthy hosts
+    /// than the panic threshold, so Envoy sends to every host), outlier ejections.
+    mutating func notes(cluster: String, stats: [String: Int64]) -> [String] {
+        let p = "cluster.\(cluster)."
+        var out: [String] = []
+        if let panic = stats[p + "lb_healthy_panic"] {
+            if let before = previousPanic[cluster], panic > before {
+                let healthy = stats[p + "membership_healthy"].map { " (\($0) of \(stats[p + "membership_total"] ?? 0) hosts healthy)" } ?? ""
+                out.append("PANIC: too few healthy hosts\(healthy), Envoy sends to every host, healthy or not (panic threshold, 50 % by default)")
+            }
+            previousPanic[cluster] = panic
+        }
+        if let ejected = stats[p + "outlier_detection.ejections_active"], ejected > 0 {
+            out.append("\(ejected) host\(ejected == 1 ? "" : "s") ejected by outlier detection")
+        }
+        return out
+    }
+
+    public mutating func report(cluster: EnvoyCluster, clusters: [EnvoyCluster], version: String?, stats: [String: Int64] = [:]) -> ObservedChannel {
         var subs: [ObservedSubchannel] = []
         var seen: [String: (Int64, Int64, Int64)] = [:]
         let first = !polled.contains(cluster.name)
@@ -239,7 +282,8 @@ public struct EnvoyObserver: Sendable {
                                       state: c.hosts.isEmpty ? .idle : (healthy > 0 ? .ready : .transientFailure),
                                       callsStarted: total, callsSucceeded: ok, callsFailed: failed, subchannels: c.hosts.count)
         }
-        let process = ObservedProcess(channels: rows, servers: [], watched: id(cluster.name), kind: "envoy\(version.map { " \($0)" } ?? "")")
+        var process = ObservedProcess(channels: rows, servers: [], watched: id(cluster.name), kind: "envoy\(version.map { " \($0)" } ?? "")")
+        process.notes = notes(cluster: cluster.name, stats: stats)
         let state: ConnectivityState = cluster.hosts.contains(where: \.healthy) ? .ready : (cluster.hosts.isEmpty ? .idle : .transientFailure)
         return ObservedChannel(source: source, state: state, subchannels: subs, process: process)
     }

@@ -144,7 +144,9 @@ public final class EnvoySource: @unchecked Sendable {
                 if down { push(.notice(Notice(.info, "envoy admin at \(baseURL) answers again"))) }
                 down = false
                 backoff.reset()
-                var report = observer.report(cluster: cluster, clusters: clusters, version: version)
+                // What /clusters lacks (panic mode, ejections); optional: an old Envoy may refuse the filter.
+                let stats = (try? await get(EnvoyAdmin.statsPath(cluster: cluster.name))).map(EnvoyAdmin.stats(json:)) ?? [:]
+                var report = observer.report(cluster: cluster, clusters: clusters, version: version, stats: stats)
                 report.intervalMs = Int(intervalMs)
                 switch mode {
                 case .observed:

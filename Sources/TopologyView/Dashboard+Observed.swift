@@ -87,6 +87,7 @@ extension Dashboard {
         var title = "\(noun) (\(process.channels.filter { $0.parent == nil }.count))"
         if process.isProxy, let kind = process.kind { title += " \(g.rule) \(kind)" }
         if let id = process.watched { title += " \(g.rule) watching #\(id)" }
+        for n in process.notes ?? [] { title += " \(g.rule) \(n)" }
         if state.focus == .channels && process.channels.count > 1 && state.timeline == nil { title += " \(g.rule) Enter watches the selected one" }
         return drawTable(&grid, pane: .channels, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.channels,
                          lookup: { entry in byID[entry.id].map { ChannelRow(row: $0, depth: entry.depth, watched: $0.id == process.watched) } },

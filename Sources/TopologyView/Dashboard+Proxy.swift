@@ -65,6 +65,7 @@ extension Dashboard {
         let jain = counts.isEmpty || squares == 0 ? nil : sum * sum / (Double(counts.count) * squares)
         var title = "\(p.kind.map { $0.hasPrefix("envoy") ? "Envoy" + $0.dropFirst(5) : $0 } ?? "Proxy") \(g.rule) cluster \(p.cluster) (\(p.hosts.count) host\(p.hosts.count == 1 ? "" : "s"))"
         title += " \(g.rule) fairness \(jain.map { String(format: "%.2f", $0) } ?? "-")"
+        for n in p.notes { title += " \(g.rule) \(n)" }
         if let e = p.error { title += " \(g.rule) \(e)" }
         return drawTable(&grid, pane: .proxy, title: title, state: state, x: x, y: y, w: w, h: h, rows: rows.proxy,
                          lookup: { byName[$0] }, columns: columns, g)

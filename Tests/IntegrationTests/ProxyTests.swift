@@ -131,14 +131,15 @@ struct EnvoyTests {
     }
 
     /// A pod set NOT_SERVING (SIGUSR1): shown failing Envoy's health check and given no more
-    /// requests; a SIGKILLed pod: shown unhealthy, and the client sees few failures.
+    /// requests; two of three: Envoy's panic mode, shown; a SIGKILLed pod: shown unhealthy, and
+    /// the client sees few failures.
     @Test func notServingAndKilledPods() throws {
         let f = try fleet(3)
         let envoy = try EnvoyProxy(pods: f)
         defer { envoy.stop(); f.forEach { _ = $0.stop() } }
         #expect(envoy.waitHealthy(3))
         let run = try WatchRun(["127.0.0.1:\(envoy.listenerPort)", "--rpc", "greeter", "--rps", "150", "--identity-header", "x-served-by",
-                                "--envoy-admin", envoy.admin, "--batch", "--output", "json", "--interval", "500ms", "--duration", "12s"])
+                                "--envoy-admin", envoy.admin, "--batch", "--output", "json", "--interval", "500ms", "--duration", "16s"])
         _ = try #require(run.waitForSnapshot { $0.dict("proxy").rows("hosts").filter { $0.double("rps") > 0 }.count == 3 }, "\(run.err.all)")
         f[1].signal(SIGUSR1)
         let failing = run.waitForSnapshot(timeout: 5) { s in
@@ -150,11 +151,18 @@ struct EnvoyTests {
         #expect(run.waitForSnapshot(timeout: 5) { s in
             s.dict("proxy").rows("hosts").first { $0.string("name") == f[1].address }?.double("rps") == 0
         } != nil, "the NOT_SERVING pod still gets requests")
-        // Serving again before the kill: with one healthy host of three, Envoy's panic
-        // threshold (50 %) would send to every host, the killed and the NOT_SERVING ones too.
+        // A second pod NOT_SERVING: one healthy host of three is below Envoy's panic threshold
+        // (50 %), and Envoy sends to every host again — shown, from its stats.
+        f[2].signal(SIGUSR1)
+        let panic = run.waitForSnapshot(timeout: 6) { s in
+            (s.dict("proxy")["notes"] as? [String] ?? []).contains { $0.hasPrefix("PANIC: too few healthy hosts (1 of 3 hosts healthy)") }
+        }
+        #expect(panic != nil, "panic mode not shown: \(run.snapshots.last?.dict("proxy") ?? [:])")
+        // Serving again before the kill (else the panic would send to the killed pod too).
         f[1].signal(SIGUSR2)
+        f[2].signal(SIGUSR2)
         _ = run.waitForSnapshot(timeout: 5) { s in
-            s.dict("proxy").rows("hosts").first { $0.string("name") == f[1].address }?.string("state") == "READY"
+            s.dict("proxy").rows("hosts").filter { $0.string("state") == "READY" }.count == 3
         }
         f[2].signal(SIGKILL)
         let killed = run.waitForSnapshot(timeout: 5) { s in

@@ -149,6 +149,9 @@ public struct ObservedProcess: Sendable, Codable, Equatable {
         self.kind = kind
     }
 
+    /// What the source says beyond the rows (Envoy: panic mode, outlier ejections), this poll.
+    public var notes: [String]?
+
     /// A proxy's clusters rather than a process's channels.
     public var isProxy: Bool { kind?.hasPrefix("envoy") ?? false }
 }
