@@ -104,7 +104,7 @@ extension Dashboard {
         return x
     }
 
-    static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs, demo: Bool = false, observed: Bool = false) {
+    static func drawFooter(_ grid: inout CellGrid, _ state: ViewState, y: Int, _ g: Glyphs, demo: Bool = false, observed: Bool = false, policyFixed: Bool = false) {
         grid.fill(y: y, role: .footer)
         if state.editingFilter {
             let x = grid.put(" filter: ", x: 0, y: y, role: .footerKey)
@@ -127,7 +127,7 @@ extension Dashboard {
             x += grid.put(" filter \"\(state.filter)\" ", x: x, y: y, role: .warning)
         }
         let hints: [(String, String)] = state.showHelp ? [("Esc", "back"), ("?", "close help"), ("q", "quit")]
-            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints(demo: demo, replay: state.timeline != nil, observed: observed))
+            : (state.details != nil ? [("Esc", "back"), ("q", "quit"), ("?", "help")] : KeyMap.footerHints(demo: demo, replay: state.timeline != nil, observed: observed, policyFixed: policyFixed))
         for (key, hint) in hints {
             let k = key == "↑↓" ? g.arrows : key
             if x + k.count + hint.count + 2 > grid.width { break }

@@ -80,7 +80,7 @@ public enum Dashboard {
         let bottom = height - 1
         var pageSizes: [Pane: Int] = [:]
         if state.showHelp {
-            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved)
+            drawHelp(&grid, top: top, bottom: bottom, g, demo: m.isDemo, replay: state.timeline != nil, observed: m.isObserved, policyFixed: m.isXDS)
         } else if let target = state.details {
             drawDetails(&grid, m, target, top: top, bottom: bottom, g)
         } else if m.proxy != nil && m.observedProcess == nil && !m.isXDS {
@@ -109,7 +109,7 @@ public enum Dashboard {
             y += heights[2]
             pageSizes[.events] = drawEvents(&grid, m, rows, state, x: 0, y: y, w: width, h: bottom - y, g)
         }
-        drawFooter(&grid, state, y: bottom, g, demo: m.isDemo, observed: m.isObserved)
+        drawFooter(&grid, state, y: bottom, g, demo: m.isDemo, observed: m.isObserved, policyFixed: m.isXDS)
         if g.ascii { grid.asciify() }
         return Frame(grid: grid, rows: rows, pageSizes: pageSizes)
     }
@@ -528,11 +528,12 @@ public enum Dashboard {
         }
     }
 
-    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false, replay: Bool = false, observed: Bool = false) {
+    static func drawHelp(_ grid: inout CellGrid, top: Int, bottom: Int, _ g: Glyphs, demo: Bool = false, replay: Bool = false, observed: Bool = false,
+                         policyFixed: Bool = false) {
         grid.fill(y: top, char: g.rule, role: .titleFocused)
         grid.put("\(g.rule) Help \(g.rule) keys ", x: 0, y: top, role: .titleFocused)
         var y = top + 1
-        var lines = KeyMap.bindings(demo: demo, replay: replay, observed: observed).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
+        var lines = KeyMap.bindings(demo: demo, replay: replay, observed: observed, policyFixed: policyFixed).map { (label: $0.keyLabel, help: $0.help, action: $0.action) }
         // Too short for one line per key: the six movement keys share one line.
         let movement: Set<Action> = [.up, .down, .pageUp, .pageDown, .top, .bottom]
         if lines.count > bottom - y, let first = lines.firstIndex(where: { movement.contains($0.action) }) {

@@ -99,10 +99,12 @@ public enum KeyMap {
     /// The bindings in force: demo-only ones only in `grpctop demo`, replay-only ones only in
     /// `grpctop replay` (where live-only ones are gone, and a key an earlier binding took is
     /// dropped from a later one: Home seeks, it does not select the first row).
-    public static func bindings(demo: Bool, replay: Bool = false, observed: Bool = false) -> [KeyBinding] {
+    /// `policyFixed`: the resolver chose the policy tree (xDS), `l` does not apply.
+    public static func bindings(demo: Bool, replay: Bool = false, observed: Bool = false, policyFixed: Bool = false) -> [KeyBinding] {
         var taken = Set<Key>()
         var out: [KeyBinding] = []
-        for b in bindings where (demo || !b.demoOnly) && (replay || !b.replayOnly) && !(replay && b.liveOnly) && !(observed && b.drivenOnly) {
+        for b in bindings where (demo || !b.demoOnly) && (replay || !b.replayOnly) && !(replay && b.liveOnly) && !(observed && b.drivenOnly)
+            && !(policyFixed && b.action == .cyclePolicy) {
             let keys = b.keys.filter { !taken.contains($0) }
             guard !keys.isEmpty else { continue }
             taken.formUnion(keys)
@@ -119,14 +121,14 @@ public enum KeyMap {
         }
     }
 
-    public static func action(for key: Key, demo: Bool = false, replay: Bool = false, observed: Bool = false) -> Action? {
-        bindings(demo: demo, replay: replay, observed: observed).first { $0.keys.contains(key) }?.action
+    public static func action(for key: Key, demo: Bool = false, replay: Bool = false, observed: Bool = false, policyFixed: Bool = false) -> Action? {
+        bindings(demo: demo, replay: replay, observed: observed, policyFixed: policyFixed).first { $0.keys.contains(key) }?.action
     }
 
     /// Footer hints, e.g. "q quit  ? help  Tab pane …", in table order.
-    public static func footerHints(demo: Bool = false, replay: Bool = false, observed: Bool = false) -> [(key: String, hint: String)] {
+    public static func footerHints(demo: Bool = false, replay: Bool = false, observed: Bool = false, policyFixed: Bool = false) -> [(key: String, hint: String)] {
         var out: [(String, String)] = []
-        for b in bindings(demo: demo, replay: replay, observed: observed) {
+        for b in bindings(demo: demo, replay: replay, observed: observed, policyFixed: policyFixed) {
             guard let hint = b.hint else { continue }
             let label = b.action == .slower ? "+/-" : (b.action == .down ? "↑↓" : (b.action == .seekForward ? "←→" : (b.action == .replayFaster ? "[ ]" : b.keyLabel)))
             out.append((label, hint))

@@ -156,7 +156,7 @@ public struct ViewState: Sendable, Equatable {
             return []
         }
         if key == .resize { return [] }
-        guard let action = KeyMap.action(for: key, demo: model.isDemo, replay: timeline != nil, observed: model.isObserved) else { return [] }
+        guard let action = KeyMap.action(for: key, demo: model.isDemo, replay: timeline != nil, observed: model.isObserved, policyFixed: model.isXDS) else { return [] }
         if showHelp && action != .quit && action != .help {
             if action == .back { showHelp = false }
             return []

@@ -65,6 +65,7 @@ import TopologyCore
         #expect(zoneB.contains("READY") && zoneB.contains("75%"), "\(zoneB)")
         #expect(text.contains("CLUSTER") && text.contains("LOCALITY") && text.contains("UNHEALTHY"))
         #expect(m.policyName == "xds" && text.contains("  xds  "))
+        #expect(!text.contains(" policy ") && KeyMap.action(for: .char("l"), policyFixed: true) == nil, "the control plane chooses the policy: no l")
         // Tab order starts at the xDS pane.
         var state = ViewState()
         state.focus = .events
