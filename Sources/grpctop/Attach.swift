@@ -101,30 +101,9 @@ struct Attach: ParsableCommand {
         defer { source.stop() }
 
         if useBatch {
-            let stop = DispatchSemaphore(value: 0)
-            let signals = SignalWatcher()
-            signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
-            let started = DispatchTime.now()
-            var next = started
-            var printed = 0
-            while true {
-                next = next + .milliseconds(Int(intervalMs))
-                if let d = durationMs { next = min(next, started + .milliseconds(Int(d))) }
-                if stop.wait(timeout: next) == .success { break }
-                // A process without channelz: one line, and how to turn it on; exit 1.
-                if let message = notEnabled.get() { fail(message) }
-                let snapshot = session.withModel { m in
-                    recorder?.markSnapshot(at: m.now)
-                    return Snapshot(m)
-                }
-                try writeOut(output == "json" ? try jsonLine(snapshot) + "\n" : snapshot.table() + "\n")
-                printed += 1
-                if let i = iterations, printed >= i { break }
-                if let d = durationMs, DispatchTime.now() >= started + .milliseconds(Int(d)) { break }
-            }
-            source.stop()
-            let summary = session.withModel { Summary($0) }
-            try printReport(summary, json: output == "json", table: summary.table())
+            // A process without channelz: one line, and how to turn it on; exit 1.
+            try runObservedBatch(session, intervalMs: intervalMs, durationMs: durationMs, iterations: iterations, json: output == "json",
+                                 recorder: recorder, stopSource: source.stop) { if let message = notEnabled.get() { fail(message) } }
             return
         }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
@@ -142,4 +121,34 @@ final class NotEnabled: @unchecked Sendable {
     private var message: String?
     func set(_ m: String) { lock.withLock { message = m } }
     func get() -> String? { lock.withLock { message } }
+}
+
+/// `--batch` for an observed session (`attach`, `envoy`): a snapshot every interval until
+/// `--iterations`, `--duration` or a quit signal, then the source is stopped and the summary
+/// printed. `check` runs before each snapshot (it may end the run).
+func runObservedBatch(_ session: ObservedSession, intervalMs: Int64, durationMs: Int64?, iterations: Int?, json: Bool,
+                      recorder: RecordingWriter?, stopSource: () -> Void, check: () -> Void = {}) throws {
+    let stop = DispatchSemaphore(value: 0)
+    let signals = SignalWatcher()
+    signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
+    let started = DispatchTime.now()
+    var next = started
+    var printed = 0
+    while true {
+        next = next + .milliseconds(Int(intervalMs))
+        if let d = durationMs { next = min(next, started + .milliseconds(Int(d))) }
+        if stop.wait(timeout: next) == .success { break }
+        check()
+        let snapshot = session.withModel { m in
+            recorder?.markSnapshot(at: m.now)
+            return Snapshot(m)
+        }
+        try writeOut(json ? try jsonLine(snapshot) + "\n" : snapshot.table() + "\n")
+        printed += 1
+        if let i = iterations, printed >= i { break }
+        if let d = durationMs, DispatchTime.now() >= started + .milliseconds(Int(d)) { break }
+    }
+    stopSource()
+    let summary = session.withModel { Summary($0) }
+    try printReport(summary, json: json, table: summary.table())
 }

@@ -55,28 +55,8 @@ struct EnvoyCommand: ParsableCommand {
         defer { source.stop() }
 
         if useBatch {
-            let stop = DispatchSemaphore(value: 0)
-            let signals = SignalWatcher()
-            signals.on([SIGINT, SIGTERM, SIGHUP]) { _ in stop.signal() }
-            let started = DispatchTime.now()
-            var next = started
-            var printed = 0
-            while true {
-                next = next + .milliseconds(Int(intervalMs))
-                if let d = durationMs { next = min(next, started + .milliseconds(Int(d))) }
-                if stop.wait(timeout: next) == .success { break }
-                let snapshot = session.withModel { m in
-                    recorder?.markSnapshot(at: m.now)
-                    return Snapshot(m)
-                }
-                try writeOut(output == "json" ? try jsonLine(snapshot) + "\n" : snapshot.table() + "\n")
-                printed += 1
-                if let i = iterations, printed >= i { break }
-                if let d = durationMs, DispatchTime.now() >= started + .milliseconds(Int(d)) { break }
-            }
-            source.stop()
-            let summary = session.withModel { Summary($0) }
-            try printReport(summary, json: output == "json", table: summary.table())
+            try runObservedBatch(session, intervalMs: intervalMs, durationMs: durationMs, iterations: iterations, json: output == "json",
+                                 recorder: recorder, stopSource: source.stop)
             return
         }
         let colors = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
