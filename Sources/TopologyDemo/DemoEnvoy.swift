@@ -76,6 +76,17 @@ final class DemoEnvoy: @unchecked Sendable {
             throw DemoEnvoyError("Envoy (\(binary)) did not start within 15 s")
         }
         admin = a
+        // The admin file comes first; the client must not meet a listener that is not there yet
+        // (refused connections would fail its first RPCs fast).
+        var listening = false
+        for _ in 0..<100 where !listening {
+            listening = Self.accepts(port: listenerPort)
+            if !listening { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        guard listening else {
+            process.terminate()
+            throw DemoEnvoyError("Envoy's listener on 127.0.0.1:\(listenerPort) did not open within 5 s")
+        }
         source = EnvoySource(url: "http://\(a)", intervalMs: 500, cluster: "web", mode: .proxy)
         source.start(engine)
     }
@@ -87,6 +98,20 @@ final class DemoEnvoy: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Whether 127.0.0.1:`port` accepts a TCP connection.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     static func freePort() throws -> Int {

@@ -206,9 +206,14 @@ struct EnvoyTests {
             #expect(bad.wait() == 2)
             #expect(bad.err.all.count == 1 && bad.err.all.first?.contains(message) == true, "\(args): \(bad.err.all)")
         }
-        let badFlag = try WatchRun(["127.0.0.1:1", "--envoy-admin", "ht tp://x", "--batch"])
-        #expect(badFlag.wait() == 2)
-        #expect(badFlag.err.all.first?.contains("--envoy-admin") == true, "\(badFlag.err.all)")
+        for (args, message) in [(["--envoy-admin", "ht tp://x"], "--envoy-admin"), (["--envoy-cluster", "web"], "--envoy-cluster goes with --envoy-admin")] {
+            let badFlag = try WatchRun(["127.0.0.1:1"] + args + ["--batch"])
+            #expect(badFlag.wait() == 2)
+            #expect(badFlag.err.all.count == 1 && badFlag.err.all.first?.contains(message) == true, "\(args): \(badFlag.err.all)")
+        }
+        let badEnvoy = try WatchRun(["--scenario", "proxy", "--envoy", "/nope/envoy", "--batch"], subcommand: "demo")
+        #expect(badEnvoy.wait() == 2)
+        #expect(badEnvoy.err.all.count == 1 && badEnvoy.err.all.first?.contains("--envoy /nope/envoy: no such executable") == true, "\(badEnvoy.err.all)")
     }
 }
 
