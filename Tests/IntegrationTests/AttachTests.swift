@@ -291,7 +291,11 @@ struct AttachCppTests {
         t.keys("Tab")
         t.keys("Tab")
         #expect(t.waitFor { $0.contains("Enter watches the selected one") } != nil, "\(t.screen())")
-        t.keys("Down")
+        // Rows are by channel id; grpcio numbers its channels in no fixed order, so the other
+        // channel is the first row or the second.
+        let watchedRow = lines.firstIndex(of: watchedLine) ?? 0
+        let otherRow = lines.firstIndex { $0.contains("dns:///extra-0.invalid:1") } ?? 0
+        if otherRow > watchedRow { t.keys("Down") }
         t.keys("Enter")
         let chosen = t.waitFor(timeout: 10) { s in
             s.contains("(chosen)") && s.split(separator: "\n").contains { $0.contains("* #") && $0.contains("extra-0.invalid") }
