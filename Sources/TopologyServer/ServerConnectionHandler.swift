@@ -36,7 +36,13 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var localAddress = "?"
     private static let drainPing = HTTP2PingData(withInteger: 0x6772_7063_746f_7021)
 
-    init(server: TestServer) { self.server = server }
+    /// The pass-through beneath NIO's HTTP/2 handler that writes the first GOAWAY.
+    let rawWriter: RawFrameWriter?
+
+    init(server: TestServer, rawWriter: RawFrameWriter? = nil) {
+        self.server = server
+        self.rawWriter = rawWriter
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -85,6 +91,8 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         // the client opened before it saw it (CreatedStreamAfterGoaway) and then reports their
         // DATA as NoSuchStream. Closing here would cut the RPCs still being answered.
         if error is NIOHTTP2Errors.StreamError || error is NIOHTTP2Errors.NoSuchStream { return }
+        // Writes after our half-close (PING ACKs for a client still sending): nothing to close.
+        if let e = error as? ChannelError, e == .outputClosed { return }
         context.close(promise: nil)
     }
 
@@ -104,8 +112,17 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     func startGracefulClose(reason: String) {
         guard !closing, let context else { return }
         closing = true
-        let debug = context.channel.allocator.buffer(string: reason)
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: debug))), promise: nil)
+        // The first GOAWAY (last stream ID 2^31-1) changes nothing for NIO's state machine to
+        // enforce, and must not pass through it: NIO would call the connection fully quiesced
+        // whenever no stream happens to be open at that instant, refuse the streams the client
+        // opens before it reads the GOAWAY, then take their DATA as a protocol error and fail
+        // every RPC on the connection. So it is written beneath NIO's HTTP/2 handler.
+        if let raw = rawWriter {
+            raw.writeGoAway(lastStreamID: Int32.max, debug: Array(reason.utf8))
+        } else {
+            let debug = context.channel.allocator.buffer(string: reason)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: debug))), promise: nil)
+        }
         context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(Self.drainPing, ack: false))), promise: nil)
         context.flush()
         // If the PING ACK never comes, send the final GOAWAY anyway.
@@ -129,13 +146,25 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// After the final GOAWAY, once every stream is answered, the client closes the connection
     /// (gRPC clients do when a GOAWAY'd connection has no streams left). Closing from this side
     /// at once would race with frames the client is still sending (WINDOW_UPDATE, PING ACK): a
-    /// socket closed with unread input sends RST, and the client may lose the last responses.
-    /// So wait for the client, and close ourselves only if it does not within a second.
+    /// socket closed with its peer still sending answers with RST, and an RST makes the
+    /// client's kernel drop the responses it has not read yet — a busy client would lose RPCs
+    /// that had succeeded. So wait for the client; if it has not closed within a second, close
+    /// only our sending side (FIN: it still reads every response, and what it sends is read and
+    /// dropped), and close fully 10 s later. (TLS connections close fully after the second.)
     private func closeIfDone() {
         guard closing && finalGoAwaySent && streams.isEmpty && !closeScheduled, let context else { return }
         closeScheduled = true
         context.flush()
-        context.eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in self?.context?.close(promise: nil) }
+        let tls = server.config.tlsCertPath != nil
+        context.eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in
+            guard let self, let ctx = self.context else { return }
+            if tls {
+                ctx.close(promise: nil)
+                return
+            }
+            ctx.close(mode: .output, promise: nil)
+            ctx.eventLoop.scheduleTask(in: .seconds(10)) { [weak self] in self?.context?.close(promise: nil) }
+        }
     }
 
     // MARK: - inbound
@@ -320,5 +349,32 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         flush()
         server.count(path: s.path, ok: status == 0)
         closeIfDone()
+    }
+}
+
+/// A pass-through handler just beneath NIO's HTTP/2 handler (above TLS), through which a frame
+/// can be written without NIO's connection state machine seeing it.
+final class RawFrameWriter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// GOAWAY (RFC 9113 §6.8) with NO_ERROR, written and flushed at once.
+    func writeGoAway(lastStreamID: Int32, debug: [UInt8]) {
+        guard let context else { return }
+        let payload = 8 + debug.count
+        var b = context.channel.allocator.buffer(capacity: 9 + payload)
+        b.writeInteger(UInt8((payload >> 16) & 0xFF))
+        b.writeInteger(UInt16(payload & 0xFFFF))
+        b.writeInteger(UInt8(0x7))  // GOAWAY
+        b.writeInteger(UInt8(0))    // flags
+        b.writeInteger(UInt32(0))   // stream 0
+        b.writeInteger(UInt32(UInt32(bitPattern: lastStreamID) & 0x7FFF_FFFF))
+        b.writeInteger(UInt32(0))   // NO_ERROR
+        b.writeBytes(debug)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(b)), promise: nil)
     }
 }

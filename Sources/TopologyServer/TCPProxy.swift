@@ -51,10 +51,14 @@ public final class TCPProxy: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.autoRead, value: false)
+            // FIN travels as FIN (as through kube-proxy's NAT): a side that stops sending is not
+            // a reason to cut the other direction.
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { [weak self] inbound in
                 guard let self, let (_, host, port) = self.pick() else { return inbound.close() }
                 return ClientBootstrap(group: inbound.eventLoop)
                     .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                     .connect(host: host, port: port)
                     .flatMap { outbound in
                         let (a, b) = GlueHandler.matchedPair()
@@ -105,8 +109,32 @@ final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
     // The two channels share one event loop (the outbound one connects on the inbound's loop).
     private func partnerWrite(_ data: NIOAny) { context?.write(data, promise: nil) }
     private func partnerFlush() { context?.flush() }
-    private func partnerWriteEOF() { context?.close(mode: .output, promise: nil) }
-    private func partnerCloseFull() { context?.close(promise: nil) }
+    private var outputClosed = false
+    private var inputClosed = false
+
+    /// The partner will send no more: pass the FIN on once everything before it is written
+    /// (a close would drop queued bytes, and a full close while this peer is still sending
+    /// makes its kernel answer with RST, which discards what it has not read yet).
+    private func partnerWriteEOF() {
+        guard let context, !outputClosed else { return }
+        outputClosed = true
+        context.writeAndFlush(NIOAny(ByteBuffer())).whenComplete { [weak self] _ in
+            guard let self, let ctx = self.context else { return }
+            if self.inputClosed {
+                ctx.close(promise: nil)
+            } else {
+                ctx.close(mode: .output, promise: nil)
+            }
+        }
+    }
+
+    /// The partner's connection is gone: FIN this side, and close it fully if its peer has not
+    /// closed within 10 s.
+    private func partnerGone() {
+        partnerWriteEOF()
+        context?.eventLoop.scheduleTask(in: .seconds(10)) { [weak self] in self?.context?.close(promise: nil) }
+    }
+
     private func partnerBecameWritable() {
         if pendingRead {
             pendingRead = false
@@ -123,10 +151,14 @@ final class GlueHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { partner?.partnerWrite(data) }
     func channelReadComplete(context: ChannelHandlerContext) { partner?.partnerFlush() }
-    func channelInactive(context: ChannelHandlerContext) { partner?.partnerCloseFull() }
+    func channelInactive(context: ChannelHandlerContext) { partner?.partnerGone() }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, case .inputClosed = e { partner?.partnerWriteEOF() }
+        guard let e = event as? ChannelEvent, case .inputClosed = e else { return }
+        inputClosed = true
+        partner?.partnerWriteEOF()
+        // Both directions done: nothing more will move here.
+        if outputClosed { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }

@@ -102,8 +102,10 @@ public final class TestServer: @unchecked Sendable {
                 do {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    let raw = RawFrameWriter()
+                    try sync.addHandler(raw)
                     try sync.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: frozenConn, streamConfiguration: frozenStream))
-                    let handler = ServerConnectionHandler(server: self)
+                    let handler = ServerConnectionHandler(server: self, rawWriter: raw)
                     // Counted from accept time, so a drain never exits under a new connection.
                     self.register(handler)
                     try sync.addHandler(handler)
