@@ -8,6 +8,7 @@ import Foundation
 /// ipv4:a[:port][,b[:port]…]                  ipv6:[a]:port[,…]  (or a bare ::1 without port)
 /// unix:path   unix:///absolute/path          file:PATH (one endpoint a line, watched)
 /// kubernetes:///svc.ns:port  kubernetes://ns/svc:port  k8s:…   etcd:///PREFIX  etcd://host:port/PREFIX
+/// consul://[agent-host:port]/SERVICE[?tag=T&passing=true&dc=DC&near=NODE&wait=5m]   xds:///NAME
 /// ```
 /// The default port is 443, as in gRPC.
 public enum Target: Hashable, Sendable, Codable {
@@ -21,6 +22,8 @@ public enum Target: Hashable, Sendable, Codable {
     case etcd(endpoint: HostPort?, prefix: String)
     /// `xds:///NAME`: the listener NAME from the control plane in the xDS bootstrap.
     case xds(name: String)
+    /// `consul://[HOST:PORT]/SERVICE?…`: the service's instances from a Consul agent's health API.
+    case consul(agent: HostPort?, service: String, query: ConsulQuery)
 
     public static let defaultPort = 443
 
@@ -35,6 +38,7 @@ public enum Target: Hashable, Sendable, Codable {
         case .kubernetes: "kubernetes"
         case .etcd: "etcd"
         case .xds: "xds"
+        case .consul: "consul"
         }
     }
 
@@ -51,7 +55,7 @@ public enum Target: Hashable, Sendable, Codable {
                 return [.tcp(host: host, port: port)]
             }
             return nil
-        case .file, .kubernetes, .etcd, .xds:
+        case .file, .kubernetes, .etcd, .xds, .consul:
             return nil
         }
     }
@@ -73,6 +77,8 @@ public enum Target: Hashable, Sendable, Codable {
             return prefix
         case .xds(let name):
             return name
+        case .consul(_, let service, _):
+            return service
         }
     }
 }
@@ -102,8 +108,8 @@ public struct TargetError: Error, Equatable, CustomStringConvertible, Sendable {
 }
 
 extension Target {
-    static let knownSchemes = ["dns", "ipv4", "ipv6", "unix", "file", "kubernetes", "k8s", "etcd", "xds"]
-    static let schemeHint = "use dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, file:PATH, kubernetes:///svc.ns:port, etcd:///prefix or xds:///name"
+    static let knownSchemes = ["dns", "ipv4", "ipv6", "unix", "file", "kubernetes", "k8s", "etcd", "xds", "consul"]
+    static let schemeHint = "use dns:///host:port, host:port, ipv4:a:port,b:port, ipv6:[a]:port, unix:/path, file:PATH, kubernetes:///svc.ns:port, etcd:///prefix, consul:///service or xds:///name"
 
     /// Parses a target string; throws a `TargetError` whose message names the problem.
     public static func parse(_ text: String) throws(TargetError) -> Target {
@@ -194,6 +200,8 @@ extension Target {
             return try parseEtcd(rest, whole: whole)
         case "xds":
             return try parseXDS(rest, whole: whole)
+        case "consul":
+            return try parseConsul(rest, whole: whole)
         default:
             throw TargetError("unknown scheme '\(scheme)' in target '\(whole)': \(schemeHint)")
         }

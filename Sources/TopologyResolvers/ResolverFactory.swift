@@ -20,6 +20,8 @@ public enum ResolverFactory {
         public var etcdConfig: @Sendable (HostPort?) throws -> EtcdConfig = { ep in
             EtcdConfig(endpoints: [EtcdConfig.Endpoint(tls: false, host: ep?.host ?? "127.0.0.1", port: ep?.port ?? 2379)])
         }
+        /// `--consul-token-file FILE` (else CONSUL_HTTP_TOKEN_FILE / CONSUL_HTTP_TOKEN).
+        public var consulTokenFile: String?
         /// `--xds-bootstrap FILE` (else GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG).
         public var xdsBootstrap: String?
         public var environment: [String: String] = ProcessInfo.processInfo.environment
@@ -69,6 +71,13 @@ public enum ResolverFactory {
             }
             do { return try XDSResolver(listenerName: name, bootstrap: bootstrap, rpcPath: settings.rpcPath) } catch {
                 throw SetupError("target '\(text)': the bootstrap's TLS files cannot be used: \(error)")
+            }
+        case .consul(let agent, let service, let query):
+            do {
+                let config = try ConsulConfig.resolve(agent: agent, environment: settings.environment, tokenFile: settings.consulTokenFile)
+                return try ConsulResolver(service: service, query: query, config: config)
+            } catch {
+                throw SetupError("target '\(text)': \(error)")
             }
         case .ipv4, .ipv6, .unix:
             throw SetupError("target '\(text)' has no addresses")

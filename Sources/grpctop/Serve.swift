@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import TopologyCore
+import TopologyResolvers
 import TopologyServer
 
 /// `grpctop serve`: the test server — Greeter, standard health, controllable failures, limits
@@ -32,9 +33,13 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("stats-file"), help: "Write the served-RPC counts (JSON) here on exit.") var statsFile: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve TLS with ALPN h2.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
-    @Option(help: "Register in etcd: etcd://host:port/PREFIX (or etcd:///PREFIX with --etcd); deleted on SIGTERM, expires with the lease after SIGKILL.")
+    @Option(help: "Register in etcd (etcd://host:port/PREFIX, or etcd:///PREFIX with --etcd) or Consul (consul://host:port/SERVICE[?tag=T]); removed on SIGTERM before draining, expires after SIGKILL.")
     var register: String?
-    @Option(name: .customLong("lease-ttl"), help: "TTL of the etcd lease (with --register).") var leaseTTL = "10s"
+    @Option(name: .customLong("lease-ttl"), help: "TTL of the etcd lease or of Consul's TTL check (a gRPC check runs every third of it).") var leaseTTL = "10s"
+    @Option(name: .customLong("consul-check"), help: "Consul check with --register consul://: ttl (kept passing by the server; failing while NOT_SERVING) or grpc (Consul calls grpc.health.v1.Health).")
+    var consulCheck = "ttl"
+    @Option(name: .customLong("consul-token-file"), help: "Consul ACL token file (default: $CONSUL_HTTP_TOKEN_FILE, $CONSUL_HTTP_TOKEN); the token needs service:write.")
+    var consulTokenFile: String?
     @Option(name: .customLong("register-format"), help: "Value written: etcd (etcd naming JSON), gozero, kratos or plain.")
     var registerFormat = "etcd"
     @Option(name: .customLong("register-address"), help: "host:port to register (default: the address served on).")
@@ -81,7 +86,8 @@ struct Serve: ParsableCommand {
         print("serving \(config.name) on \(address)")
         fflush(nil)
         var registrar: EtcdRegistrar?
-        if let (etcdConfig, prefix, format, ttl) = registration {
+        var consulRegistrar: ConsulRegistrar?
+        if let registration {
             let advertised: HostPort
             do { advertised = try Target.splitHostPort(registerAddress ?? address, whole: registerAddress ?? address, bareIPv6: false, defaultPort: -1) } catch {
                 fail("--register-address '\(registerAddress ?? address)': \(error)")
@@ -89,30 +95,47 @@ struct Serve: ParsableCommand {
             if advertised.host == "0.0.0.0" || advertised.host == "::" {
                 fail("--register: serving on \(address), which clients cannot dial: give --register-address HOST:PORT")
             }
-            do {
-                registrar = try EtcdRegistrar(config: etcdConfig, prefix: prefix, address: advertised, id: config.name, format: format, ttl: ttl) { line in
-                    FileHandle.standardError.write(Data("grpctop serve: \(line)\n".utf8))
+            let log: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data("grpctop serve: \(line)\n".utf8)) }
+            switch registration {
+            case .etcd(let etcdConfig, let prefix, let format, let ttl):
+                do {
+                    registrar = try EtcdRegistrar(config: etcdConfig, prefix: prefix, address: advertised, id: config.name, format: format, ttl: ttl, log: log)
+                } catch {
+                    fail("--register: cannot set up TLS for etcd: \(error)")
                 }
-            } catch {
-                fail("--register: cannot set up TLS for etcd: \(error)")
+                registrar?.start()
+            case .consul(let consulConfig, let service, let tags, let check, let ttl):
+                do {
+                    consulRegistrar = try ConsulRegistrar(config: consulConfig, service: service, id: config.name, address: advertised, tags: tags,
+                                                          check: check, ttlSeconds: ttl, tls: tlsCert != nil, log: log)
+                } catch {
+                    fail("--register: \(error)")
+                }
+                consulRegistrar?.start()
             }
-            registrar?.start()
         }
 
         let done = DispatchSemaphore(value: 0)
         let signals = SignalWatcher()
-        signals.on([SIGTERM, SIGINT]) { [registrar] _ in
-            // Deregister first (clients watching etcd drop this server), then drain.
+        signals.on([SIGTERM, SIGINT]) { [registrar, consulRegistrar] _ in
+            // Deregister first (clients watching the registry drop this server), then drain.
             let deregistered = DispatchSemaphore(value: 0)
             Task {
                 await registrar?.deregister()
+                await consulRegistrar?.deregister()
                 deregistered.signal()
             }
             deregistered.wait()
             server.drain().whenComplete { _ in done.signal() }
         }
-        signals.on([SIGUSR1]) { _ in server.setServing(false) }
-        signals.on([SIGUSR2]) { _ in server.setServing(true) }
+        signals.on([SIGUSR1]) { [consulRegistrar] _ in
+            server.setServing(false)
+            consulRegistrar?.setServing(false)
+        }
+        signals.on([SIGUSR2]) { [consulRegistrar] _ in
+            server.setServing(true)
+            consulRegistrar?.setServing(true)
+        }
         done.wait()
         let json = server.statsJSON()
         print(json)
@@ -125,25 +148,51 @@ struct Serve: ParsableCommand {
 }
 
 extension Serve {
-    /// `--register` parsed: where etcd is, the prefix, the value format and the lease TTL.
-    func registrationConfig() throws -> (EtcdConfig, String, EtcdRegistrar.Format, Int64)? {
+    enum Registration {
+        case etcd(EtcdConfig, String, EtcdRegistrar.Format, Int64)
+        case consul(ConsulConfig, service: String, tags: [String], check: ConsulRegistrar.CheckKind, ttlSeconds: Int64)
+    }
+
+    /// `--register` parsed: etcd (where, the prefix, the value format, the lease TTL) or Consul
+    /// (the agent, the service, its tag, the check).
+    func registrationConfig() throws -> Registration? {
         guard let register else {
             if etcdOptions.given { throw UsageFailure("--etcd and the other --etcd-… flags go with --register etcd://…/PREFIX") }
+            if consulTokenFile != nil || consulCheck != "ttl" { throw UsageFailure("--consul-check and --consul-token-file go with --register consul://HOST:PORT/SERVICE") }
             return nil
         }
         guard unix == nil else { throw UsageFailure("--register needs a TCP address, not --unix") }
         let target: Target
-        do { target = try Target.parse(register) } catch { throw UsageFailure("--register '\(register)': \(error)") }
-        guard case .etcd(let endpoint, let prefix) = target else {
-            throw UsageFailure("--register '\(register)': write etcd://host:port/PREFIX or etcd:///PREFIX")
-        }
-        guard let format = EtcdRegistrar.Format(rawValue: registerFormat) else {
-            throw UsageFailure("--register-format '\(registerFormat)': use etcd, gozero, kratos or plain")
-        }
+        do { target = try Target.parse(register) } catch { throw UsageFailure("--register: \(error)") }
         let ttlMs = try parseDuration(leaseTTL, flag: "--lease-ttl")
-        guard ttlMs >= 1000, ttlMs % 1000 == 0 else { throw UsageFailure("--lease-ttl \(leaseTTL): whole seconds, at least 1s (etcd leases count seconds)") }
-        let config = try etcdOptions.config(endpoint: endpoint, what: "--register '\(register)'")
-        return (config, prefix, format, ttlMs / 1000)
+        guard ttlMs >= 1000, ttlMs % 1000 == 0, ttlMs <= 86_400_000 else {
+            throw UsageFailure("--lease-ttl \(leaseTTL): whole seconds, from 1s to 24h")
+        }
+        switch target {
+        case .etcd(let endpoint, let prefix):
+            guard consulTokenFile == nil, consulCheck == "ttl" else { throw UsageFailure("--consul-check and --consul-token-file go with --register consul://…, not etcd") }
+            guard let format = EtcdRegistrar.Format(rawValue: registerFormat) else {
+                throw UsageFailure("--register-format '\(registerFormat)': use etcd, gozero, kratos or plain")
+            }
+            let config = try etcdOptions.config(endpoint: endpoint, what: "--register '\(register)'")
+            return .etcd(config, prefix, format, ttlMs / 1000)
+        case .consul(let agent, let service, let query):
+            if etcdOptions.given { throw UsageFailure("--etcd and the other --etcd-… flags go with --register etcd://…, not consul") }
+            guard let check = ConsulRegistrar.CheckKind(rawValue: consulCheck) else {
+                throw UsageFailure("--consul-check '\(consulCheck)': use ttl or grpc")
+            }
+            guard query.datacenter == nil, query.near == nil, !query.passingOnly, query.waitMs == ConsulQuery.defaultWaitMs else {
+                throw UsageFailure("--register '\(register)': only ?tag=T applies to a registration")
+            }
+            do {
+                let config = try ConsulConfig.resolve(agent: agent, environment: ProcessInfo.processInfo.environment, tokenFile: consulTokenFile)
+                return .consul(config, service: service, tags: query.tag.map { [$0] } ?? [], check: check, ttlSeconds: ttlMs / 1000)
+            } catch {
+                throw UsageFailure("--register '\(register)': \(error)")
+            }
+        default:
+            throw UsageFailure("--register '\(register)': write etcd://host:port/PREFIX, etcd:///PREFIX or consul://host:port/SERVICE")
+        }
     }
 }
 

@@ -92,6 +92,8 @@ struct Watch: ParsableCommand {
     var envoyCluster: String?
     @Option(name: .customLong("xds-bootstrap"), help: "xDS bootstrap JSON file for xds:/// targets (default: $GRPC_XDS_BOOTSTRAP, or the JSON in $GRPC_XDS_BOOTSTRAP_CONFIG).")
     var xdsBootstrap: String?
+    @Option(name: .customLong("consul-token-file"), help: "Consul ACL token file for consul:// targets (default: $CONSUL_HTTP_TOKEN_FILE, $CONSUL_HTTP_TOKEN); never shown or recorded.")
+    var consulTokenFile: String?
     @Option(name: .customLong("redact-header"), help: "Redact this -H header's value in the recording (every -H value is, unless harmless, e.g. x-request-id, or named by --keep-header).")
     var redactHeaders: [String] = []
     @Option(name: .customLong("keep-header"), help: "Keep this -H header's value in the recording (values are redacted by default).")
@@ -261,6 +263,7 @@ struct Watch: ParsableCommand {
         }
         settings.srv = srv
         settings.xdsBootstrap = xdsBootstrap
+        settings.consulTokenFile = consulTokenFile
         // The route an xDS control plane gives is chosen for the RPC grpctop sends.
         settings.rpcPath = method ?? (["greeter", "hello", "sayhello"].contains(rpc.lowercased()) ? "/helloworld.Greeter/SayHello" : "/grpc.health.v1.Health/Check")
         settings.kubeAPI = kubeAPI
