@@ -12,7 +12,7 @@ import TopologyView
 // binary users run.
 
 enum FuzzTarget: String, CaseIterable {
-    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz, xds, envoy
+    case flags, recordingText, recordingFile, kube, etcdValue, etcdMessage, grpcResponse, keys, dns, channelz, xds, envoy, consul
 }
 
 let selected: FuzzTarget = {
@@ -42,6 +42,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case .channelz: fuzzChannelz(bytes)
     case .xds: fuzzXDS(bytes)
     case .envoy: fuzzEnvoy(bytes)
+    case .consul: fuzzConsul(bytes)
     }
     return 0
 }
@@ -350,4 +351,22 @@ func fuzzEnvoy(_ bytes: [UInt8]) {
     _ = Snapshot(driven)
     _ = Dashboard.render(model: observed, state: ViewState(), width: 100, height: 30)
     _ = Dashboard.render(model: driven, state: ViewState(), width: 100, height: 30)
+}
+
+/// A Consul agent's `/v1/health/service/:service` answer (`consul://`) and its X-Consul-Index:
+/// decoded both ways (passing=true or not), applied as the resolver applies it, rendered.
+func fuzzConsul(_ bytes: [UInt8]) {
+    var index = ConsulBlockingIndex()
+    let header = String(decoding: bytes.prefix(24), as: UTF8.self)
+    _ = index.update(header: header)
+    _ = index.update(header: String(header.reversed()))
+    precondition(index.delayBeforeNext(lastStartMs: 0, nowMs: 100) <= index.minSpacingMs)
+    var model = Model()
+    for (t, passing) in [(1, false), (2, true)] {
+        guard let d = try? ConsulHealth.decode(Data(bytes), passingOnly: passing) else { return }
+        precondition(d.endpoints.count + d.skipped.count <= d.instances)
+        _ = model.apply(TimedEvent(at: Millis(t * 1000), .resolverUpdated(ResolverResult(endpoints: d.endpoints, info: ["watch": "up"]))))
+    }
+    _ = Snapshot(model)
+    _ = Dashboard.render(model: model, state: ViewState(), width: 100, height: 30)
 }

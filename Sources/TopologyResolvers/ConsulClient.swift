@@ -102,20 +102,20 @@ public enum ConsulError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A small Consul HTTP API client over async-http-client (HTTP/1.1, TLS by swift-nio-ssl).
-final class ConsulClient: @unchecked Sendable {
+public final class ConsulClient: @unchecked Sendable {
     let config: ConsulConfig
     private let clientConfiguration: HTTPClient.Configuration
     private let lock = NSLock()
     /// Made by `open()`, so a command that fails its checks never holds a client to shut down.
     private var http: HTTPClient?
 
-    struct Answer: Sendable {
-        var status: Int
-        var body: Data
-        var headers: HTTPHeaders
+    public struct Answer: Sendable {
+        public var status: Int
+        public var body: Data
+        public var headers: HTTPHeaders
     }
 
-    init(_ config: ConsulConfig) throws(ConsulConfig.Problem) {
+    public init(_ config: ConsulConfig) throws(ConsulConfig.Problem) {
         self.config = config
         var tls = TLSConfiguration.makeClientConfiguration()
         do {
@@ -133,17 +133,17 @@ final class ConsulClient: @unchecked Sendable {
         clientConfiguration = c
     }
 
-    func open() {
+    public func open() {
         lock.withLock { if http == nil { http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration) } }
     }
 
-    func shutdown() async {
+    public func shutdown() async {
         let h = lock.withLock { http }
         try? await h?.shutdown()
     }
 
     /// One request; any status is returned (callers decide what an error means), bodies up to 64 MiB.
-    func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil, timeout: TimeAmount) async throws(ConsulError) -> Answer {
+    public func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil, timeout: TimeAmount) async throws(ConsulError) -> Answer {
         guard let http = lock.withLock({ http }) else { throw .transport("the Consul client is not open") }
         var url = config.base + path
         if !query.isEmpty {
@@ -168,7 +168,7 @@ final class ConsulClient: @unchecked Sendable {
     }
 
     /// `send`, and a non-2xx answer throws `.status` with Consul's message (one line, ≤ 300 characters).
-    func expectOK(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil, timeout: TimeAmount) async throws(ConsulError) -> Answer {
+    public func expectOK(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: Data? = nil, timeout: TimeAmount) async throws(ConsulError) -> Answer {
         let a = try await send(method, path, query: query, body: body, timeout: timeout)
         guard (200..<300).contains(a.status) else { throw .status(code: a.status, message: Self.message(a.body)) }
         return a
@@ -178,7 +178,7 @@ final class ConsulClient: @unchecked Sendable {
         String(ConsulHealth.clean(String(decoding: body.prefix(600), as: UTF8.self)).prefix(300))
     }
 
-    static func encode(_ s: String) -> String {
+    public static func encode(_ s: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s

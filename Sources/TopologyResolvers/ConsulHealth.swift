@@ -1,7 +1,5 @@
 import Foundation
-#if !FUZZ_PARSERS
 import TopologyCore
-#endif
 
 /// Consul's `GET /v1/health/service/:service` answer, as grpctop reads it (pure, fuzzed).
 ///

@@ -27,6 +27,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Moved to grpctop-bench --kubernetes (it needs the stand-in API server, a test double grpctop does not contain).") var kubernetes = false
     @Option(help: "Benchmark the etcd resolver against this etcd instead (scripts/bench-etcd starts one): 1,000 keys ranged, watch events.")
     var etcd: String?
+    @Option(help: "Benchmark the consul resolver against this Consul agent (HOST:PORT; scripts/bench-consul starts the stand-in): 1,000 instances, check changes.")
+    var consul: String?
     @Flag(help: "Benchmark recordings instead: size per minute of 100 endpoints at 10k RPS, reading, 64× playback.") var recording = false
     @Flag(help: "Benchmark one attach (channelz) poll of 1,000 subchannels instead: decode, report, apply.") var attach = false
     @Flag(help: "Benchmark one xDS EDS update of 5,000 endpoints instead: decode, validate, ACK, apply.") var xds = false
@@ -77,6 +79,11 @@ struct Bench: ParsableCommand {
         if let etcd {
             let r = try EtcdBenchmark.run(url: etcd, keys: 1000, runs: max(1, runs) * 3)
             try printReport(r, json: output == "json", table: EtcdBenchmark.table(r))
+            return
+        }
+        if let consul {
+            let r = try ConsulBenchmark.run(agent: consul, instances: 1000, runs: max(1, runs))
+            try printReport(r, json: output == "json", table: ConsulBenchmark.table(r))
             return
         }
         if kubernetes {

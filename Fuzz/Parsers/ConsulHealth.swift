@@ -1,0 +1,1 @@
+../../Sources/TopologyResolvers/ConsulHealth.swift
