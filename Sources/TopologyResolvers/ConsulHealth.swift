@@ -72,7 +72,7 @@ public enum ConsulHealth {
                 out.skipped.append("\(entry.Service.ID ?? entry.Service.Service ?? "entry \(i)"): \(why.description)")
             }
         }
-        out.endpoints.sort { $0.displayName < $1.displayName }
+        // Consul's order is kept: with `near=` it is by round-trip time, which pick_first follows.
         return out
     }
 

@@ -302,6 +302,18 @@ public enum Dashboard {
                 Column(title: "W", width: 3, right: true, priority: 5) { r in (r.endpoint.metadata["weight"] ?? "-", .muted) },
             ], at: 3)
         }
+        if m.session?.resolver == "consul" {
+            // Consul: the instance's checks, the failing one's name and output.
+            columns.insert(Column(title: "CHECKS", width: 24, priority: 1, middleEllipsis: true) { r in
+                let h = r.endpoint.metadata["health"] ?? "-"
+                var text = h == "passing" ? (r.endpoint.metadata["checks"] ?? h) : (r.endpoint.metadata["failing"]?.split(separator: ";").first.map(String.init) ?? h)
+                // "critical grpc: output" → "critical: output" (the check's name is in the details).
+                if h != "passing", let colon = text.range(of: ": "), let space = text.firstIndex(of: " "), space < colon.lowerBound {
+                    text = String(text[..<space]) + String(text[colon.lowerBound...])
+                }
+                return (text, r.removedAt != nil ? .removed : (h == "passing" ? .ready : (h == "warning" ? .warning : .failure)))
+            }, at: 3)
+        }
         if m.resolver.endpoints.contains(where: { $0.metadata["ttl"] != nil }) {
             // Registries with leases (etcd): the time the registration has left, a pod about to
             // vanish in the warning colour.

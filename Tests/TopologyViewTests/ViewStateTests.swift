@@ -344,3 +344,28 @@ import TopologyCore
         #expect(!plain.contains(" TTL "))
     }
 }
+
+@Suite struct ConsulViewTests {
+    /// Consul: a CHECKS column — the passing count, or the failing check with its output, in the
+    /// failure colour; other resolvers have no such column.
+    @Test func checksColumn() throws {
+        var s = Script(target: "consul:///web", resolver: "consul")
+        var eps = (0..<3).map { Script.endpoint($0) }
+        eps[0].metadata = ["health": "passing", "checks": "2 passing"]
+        eps[1].metadata = ["health": "critical", "checks": "1 passing, 1 critical", "failing": "critical service:web-1: TTL expired"]
+        eps[1].ready = false
+        eps[1].serving = false
+        eps[2].metadata = ["health": "warning", "checks": "1 passing, 1 warning", "failing": "warning slow: p99 over 1s; warning disk"]
+        s.resolve(eps)
+        let frame = Dashboard.render(model: s.model, state: ViewState(), width: 200, height: 50).grid
+        let text = frame.lines.joined(separator: "\n")
+        #expect(text.contains("CHECKS"), "\(text)")
+        let row = try #require(frame.lines.firstIndex { $0.contains(eps[1].displayName) }, "\(text)")
+        let cell = try #require(frame.lines[row].range(of: "critical: TTL expired"), "\(frame.lines[row])")
+        #expect(frame[frame.lines[row].distance(from: frame.lines[row].startIndex, to: cell.lowerBound), row].role == .failure)
+        #expect(frame.lines.contains { $0.contains(eps[0].displayName) && $0.contains("2 passing") })
+        #expect(frame.lines.contains { $0.contains(eps[2].displayName) && $0.contains("warning: p99 over 1s") && !$0.contains("disk") })
+        let plain = Dashboard.render(model: Script.healthyRoundRobin(), state: ViewState(), width: 200, height: 50).grid.lines.joined(separator: "\n")
+        #expect(!plain.contains("CHECKS"))
+    }
+}
