@@ -154,6 +154,19 @@ public enum ConsulHealth {
     /// One line of printable text (a check's output is often several lines).
     static func clean(_ s: String?) -> String {
         guard let s else { return "" }
+        // Fast path (nearly every string): printable ASCII, single spaces, none at either end.
+        var plain = s.utf8.count <= 2048
+        var prev: UInt8 = 0x20  // so that a leading space is not plain
+        if plain {
+            for b in s.utf8 {
+                if b < 0x20 || b >= 0x7F || (b == 0x20 && prev == 0x20) {
+                    plain = false
+                    break
+                }
+                prev = b
+            }
+        }
+        if s.isEmpty || (plain && prev != 0x20) { return s }
         var out = ""
         out.reserveCapacity(min(s.utf8.count, 512))
         var lastSpace = false
