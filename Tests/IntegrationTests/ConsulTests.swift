@@ -307,6 +307,23 @@ struct ConsulTests {
         #expect(w.wait() == 0)
     }
 
+    /// An "agent" that is not Consul — an HTML page, a gRPC port — is one line in the resolver's
+    /// error, retried with backoff, never a crash or a hang.
+    @Test func agentThatIsNotConsul() throws {
+        let html = try HTMLServer()
+        defer { html.stop() }
+        let grpc = try Backend(name: "not-consul")
+        defer { grpc.stop() }
+        for (agent, expected) in [("127.0.0.1:\(html.port)", "not Consul's"), (grpc.address, "consul: http://\(grpc.address)")] {
+            let w = try WatchRun(["consul://\(agent)/web", "--batch", "--output", "json", "--interval", "250ms", "--duration", "2s"])
+            #expect(w.wait(timeout: 20) == 0, "\(agent): \(w.err.all)")
+            let resolver = try #require(w.snapshots.last, "\(agent)").dict("resolver")
+            let error = resolver.string("error")
+            #expect(error.contains(expected) && error.contains("retry in") && !error.contains("\n"), "\(agent): \(error)")
+            #expect(resolver.dict("info").string("watch").hasPrefix("down since"), "\(agent): \(resolver)")
+        }
+    }
+
     /// Bad targets and flags: one line each, exit 2, nothing else started.
     @Test func badTargetsAndFlags() throws {
         for (args, expected) in [
