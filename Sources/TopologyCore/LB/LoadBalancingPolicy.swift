@@ -78,7 +78,7 @@ public struct PolicyDescription: Sendable, Equatable, Codable {
 public enum PolicyRegistry {
     public static let types: [String: any LoadBalancingPolicy.Type] = {
         var d: [String: any LoadBalancingPolicy.Type] = [:]
-        for t: any LoadBalancingPolicy.Type in [PickFirst.self, RoundRobin.self, LeastRequest.self, Observed.self, WeightedTarget.self, Priority.self] {
+        for t: any LoadBalancingPolicy.Type in [PickFirst.self, RoundRobin.self, LeastRequest.self, Observed.self, WeightedTarget.self, Priority.self, OutlierDetection.self] {
             d[t.name] = t
         }
         return d
