@@ -277,7 +277,7 @@ func locality(_ zone: String, weight: Int = 1, priority: Int = 0, _ pods: [Backe
         defer { cp.stop() }
         let run = try watch(cp, duration: "5s", rps: 400)
         #expect(run.wait() == 0, "\(run.err.all)")
-        let s = steadyShares(run, ready: 2)
+        let s = shares(run)
         #expect(abs((s[f[0].address] ?? 0) - 0.8) < 0.05 && abs((s[f[1].address] ?? 0) - 0.2) < 0.05, "\(s)")
         #expect(cp.waitFor("ack", node: "grpctop", type: "RDS", timeout: 1) != nil)
         let clusters = try #require(run.snapshots.last).dict("xds").rows("tree").filter { $0.string("kind") == "cluster" }
