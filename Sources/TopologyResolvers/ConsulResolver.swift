@@ -47,15 +47,8 @@ public final class ConsulResolver: EndpointResolver, @unchecked Sendable {
     }
 
     public func stop() {
-        let t = loop.stop()
-        let done = DispatchSemaphore(value: 0)
         let client = self.client
-        Task {
-            await t?.value
-            await client.shutdown()
-            done.signal()
-        }
-        _ = done.wait(timeout: .now() + 3)
+        loop.stop { await client.shutdown() }
     }
 
     private func push(_ e: Event) { loop.push(e) }

@@ -44,6 +44,19 @@ public final class WatchLoop: @unchecked Sendable {
         return t
     }
 
+    /// `stop()`, then `cleanup` (closing the resolver's HTTP client) once the loop has ended;
+    /// waits for both at most 3 s.
+    public func stop(then cleanup: @escaping @Sendable () async -> Void) {
+        let t = stop()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await t?.value
+            await cleanup()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 3)
+    }
+
     public func push(_ e: Event) { lock.withLock { sink }?(e) }
 
     // MARK: - relist (`r`)
