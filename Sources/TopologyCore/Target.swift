@@ -324,11 +324,15 @@ extension Target {
     }
 
     static func validateHostName(_ host: String, whole: String) throws(TargetError) {
-        let ok = host.count <= 253 && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+        guard isHostName(host) else { throw TargetError("'\(host)' in target '\(whole)' is not a valid host name") }
+    }
+
+    /// A DNS name: labels of 1–63 letters, digits, '-' or '_', at most 253 characters.
+    public static func isHostName(_ host: String) -> Bool {
+        host.count <= 253 && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
             !label.isEmpty && label.count <= 63
                 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
         }
-        guard ok else { throw TargetError("'\(host)' in target '\(whole)' is not a valid host name") }
     }
 
     public static func isDNS1123Label(_ s: String) -> Bool {

@@ -163,7 +163,7 @@ public final class ConsulClient: @unchecked Sendable {
             return Answer(status: Int(response.status.code), body: Data(buffer: collected), headers: response.headers)
         } catch {
             if Task.isCancelled { throw .transport("cancelled") }
-            throw .transport(Self.describe(error, agent: config.base))
+            throw .transport(KubeClient.describe(error, server: config.base, refusedHint: " (is the Consul agent running? $CONSUL_HTTP_ADDR)"))
         }
     }
 
@@ -182,25 +182,5 @@ public final class ConsulClient: @unchecked Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
-    }
-
-    /// One line for a transport error, in the words a user knows.
-    static func describe(_ error: Error, agent: String) -> String {
-        let text = "\(error)"
-        if let e = error as? HTTPClientError {
-            switch e {
-            case .connectTimeout: return "\(agent): connect timed out"
-            case .deadlineExceeded: return "\(agent): no answer in time"
-            case .remoteConnectionClosed: return "\(agent) closed the connection"
-            default: break
-            }
-        }
-        if let e = error as? NIOSSLError { return "\(agent): TLS failed: \(e)" }
-        if text.contains("refused") { return "\(agent): connection refused (is the Consul agent running? $CONSUL_HTTP_ADDR)" }
-        if text.localizedCaseInsensitiveContains("connection reset") { return "\(agent): connection reset" }
-        if text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate") {
-            return "\(agent): TLS failed: \(text.prefix(160))"
-        }
-        return "\(agent): \(text.prefix(200))"
     }
 }

@@ -95,7 +95,7 @@ public enum ConsulHealth {
             metadata["address from"] = "TaggedAddresses.grpc"
         }
         guard !host.isEmpty else { return .failure(DecodeError(description: "no Service.Address and no Node.Address")) }
-        guard IPAddressText.isIPv4(host) || IPAddressText.isIPv6(host) || isHostName(host) else {
+        guard IPAddressText.isIPv4(host) || IPAddressText.isIPv6(host) || Target.isHostName(host) else {
             return .failure(DecodeError(description: "address '\(host.prefix(80))' is not an IP address or host name"))
         }
         guard (1...65535).contains(port) else { return .failure(DecodeError(description: "port \(port) is out of range (1-65535)")) }
@@ -143,12 +143,6 @@ public enum ConsulHealth {
         }
         if let v = meta["version"].map(clean), !v.isEmpty { return String(v.prefix(64)) }
         return nil
-    }
-
-    static func isHostName(_ s: String) -> Bool {
-        s.count <= 253 && s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
-        }
     }
 
     /// One line of printable text (a check's output is often several lines).

@@ -26,7 +26,6 @@ public final class ConsulResolver: EndpointResolver, @unchecked Sendable {
     private var filteredByACL = false
     private var emptyReported = false
     private var reported: Set<String> = []
-    private var lastChange: Date?
 
     public init(service: String, query: ConsulQuery, config: ConsulConfig) throws(ConsulConfig.Problem) {
         self.service = service
@@ -129,10 +128,7 @@ public final class ConsulResolver: EndpointResolver, @unchecked Sendable {
         let changed = last != decoded.endpoints || filtered != filteredByACL
         filteredByACL = filtered
         guard changed || wasDown else { return }  // a return is not a change
-        if changed {
-            changes += 1
-            lastChange = Date()
-        }
+        if changed { changes += 1 }
         last = decoded.endpoints
         if decoded.endpoints.isEmpty {
             if !emptyReported {

@@ -153,8 +153,9 @@ final class KubeClient: @unchecked Sendable {
         throw .status(code: Int(status.code), s?.kind == "Status" ? s : nil, path: path)
     }
 
-    /// One line for a transport error, in the words a user knows.
-    static func describe(_ error: Error, server: String) -> String {
+    /// One line for a transport error, in the words a user knows (the Kubernetes and Consul
+    /// clients share it; `refusedHint` is what to check when nothing listens).
+    static func describe(_ error: Error, server: String, refusedHint: String = "") -> String {
         let text = "\(error)"
         if let e = error as? HTTPClientError {
             switch e {
@@ -166,7 +167,7 @@ final class KubeClient: @unchecked Sendable {
         }
         if let e = error as? NIOSSLError { return "\(server): TLS failed: \(e)" }
         if text.contains("connection reset") || text.contains("Connection reset") { return "\(server): connection reset" }
-        if text.contains("refused") { return "\(server): connection refused" }
+        if text.contains("refused") { return "\(server): connection refused" + refusedHint }
         if text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate") {
             return "\(server): TLS failed: \(text.prefix(160))"
         }

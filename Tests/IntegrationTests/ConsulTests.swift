@@ -343,11 +343,15 @@ struct ConsulTests {
             (["--register", "consul://127.0.0.1:1/web?passing=true"], "only ?tag=T"),
             (["--consul-check", "grpc"], "go with --register consul://"),
             (["--register", "consul://127.0.0.1:1/web", "--lease-ttl", "1500ms"], "whole seconds"),
+            (["--register", "consul://127.0.0.1:1/web", "--consul-token-file", "/nonexistent/token"], "--consul-token-file /nonexistent/token: no such file"),
         ] {
             let r = try WatchRun(args, subcommand: "serve")
             #expect(r.wait(timeout: 10) == 2, "\(args)")
             #expect(r.err.all.joined().contains(expected), "\(args): \(r.err.all)")
         }
+        let bench = try WatchRun(["--consul", "127.0.0.1:99999"], subcommand: "bench")
+        #expect(bench.wait(timeout: 10) == 2)
+        #expect(bench.err.all.filter { !$0.isEmpty } == ["grpctop: --consul '127.0.0.1:99999': port 99999 in target '127.0.0.1:99999' is out of range (1-65535)"], "\(bench.err.all)")
     }
 }
 
