@@ -60,6 +60,10 @@ func fuzzFlags(_ bytes: [UInt8]) {
         _ = target.defaultAuthority
         _ = target.staticAddresses
     }
+    if case .success(let od) = OutlierDetectionConfig.parse(text) {
+        precondition(od.problem == nil && od.intervalMs >= 100)
+        _ = od.summary
+    }
 }
 
 /// A whole recording's text (read whole), replayed to the end and rendered.

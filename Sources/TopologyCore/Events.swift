@@ -83,12 +83,20 @@ public struct SessionInfo: Sendable, Codable, Equatable {
     /// An observed session (`grpctop attach`): another process's channel, read, not driven;
     /// grpctop sends no traffic. nil in recordings made before.
     public var observed: Bool?
+    /// gRFC A17: the service name of client-side health checks (`--health-check [SERVICE]`;
+    /// "" is the server as a whole); nil: no health checking.
+    public var healthCheckService: String?
+    /// gRFC A50: outlier detection around the chosen policy (`--outlier-detection`); nil: none.
+    public var outlierDetection: OutlierDetectionConfig?
 
     public init(
         target: String, resolver: String, policy: LBPolicy, rpc: String, identityHeader: String?,
-        traffic: TrafficSetting, tickMs: Int = 250, startedAt: Double, host: String, version: String, observed: Bool? = nil
+        traffic: TrafficSetting, tickMs: Int = 250, startedAt: Double, host: String, version: String, observed: Bool? = nil,
+        healthCheckService: String? = nil, outlierDetection: OutlierDetectionConfig? = nil
     ) {
         self.observed = observed
+        self.healthCheckService = healthCheckService
+        self.outlierDetection = outlierDetection
         self.target = target
         self.resolver = resolver
         self.policy = policy
@@ -174,6 +182,22 @@ public enum SubchannelEvent: Sendable, Codable, Equatable {
     case settingsReceived(maxConcurrentStreams: Int?)
     case goAwayReceived(code: String, lastStreamID: Int, debug: String)
     case pingRTT(micros: Int64)
+    /// gRFC A17: the subchannel's health-check stream (`grpc.health.v1.Health/Watch`).
+    case health(HealthReport)
+}
+
+/// What a subchannel's health-check stream reported (gRFC A17).
+public enum HealthReport: Sendable, Codable, Equatable {
+    /// A Watch call started (the connection just became READY, or a retry): no answer yet.
+    case watching
+    /// The server answered: `SERVING`, `NOT_SERVING`, `UNKNOWN` or `SERVICE_UNKNOWN`.
+    case answered(String)
+    /// The call ended UNIMPLEMENTED: the server has no health service; the subchannel counts as
+    /// healthy and is not checked again on this connection.
+    case unimplemented(String)
+    /// The call ended with another status (or was reset): TRANSIENT_FAILURE until the retry,
+    /// which starts at once after an answer was received, else after `retryMs` of backoff.
+    case failed(String, retryMs: Int64?)
 }
 
 /// Effects `Model.apply` asks the engine to carry out. Replays ignore them.
@@ -188,4 +212,7 @@ public enum Effect: Sendable, Equatable {
     case reconnect(SubchannelID)
     /// Watch another of the observed process's channels (its channelz id).
     case watchChannel(Int64)
+    /// gRFC A17: start (or stop) the health-check stream of a READY subchannel.
+    case startHealthCheck(SubchannelID)
+    case stopHealthCheck(SubchannelID)
 }

@@ -67,6 +67,7 @@ extension Model: Codable {
         table.liveCounts = try c.decode([ConnectivityState: Int].self, forKey: .liveCounts)
         table.listed = try c.decodeIfPresent(Set<EndpointKey>.self, forKey: .listed) ?? Set(resolver.endpoints.map(\.key))
         table.now = now
+        table.healthChecking = session?.healthCheckService != nil && session?.observed != true && policy != .pickFirst
         if let tree = try c.decodeIfPresent(AnyPolicy.self, forKey: .lb) {
             lb = tree
         } else if policy == .pickFirst {

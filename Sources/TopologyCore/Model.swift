@@ -106,8 +106,13 @@ public struct Model: Sendable {
                 lb = AnyPolicy(Observed())
                 log.append(now, .info, "attached to \(info.target): its channel is read, not driven (grpctop sends no RPCs)")
             } else {
-                lb = info.policy.make()
+                table.healthChecking = healthCheckingApplies(to: info.policy)
+                lb = wrapped(info.policy.make())
                 log.append(now, .info, "watching \(info.target) with \(info.policy.rawValue), \(info.rpc), \(info.traffic)")
+                if let s = info.healthCheckService {
+                    log.append(now, .info, "health checking (A17) with service \(s.isEmpty ? "\"\" (the whole server)" : s)\(info.policy == .pickFirst ? ": not used by pick_first" : "")")
+                }
+                if let od = info.outlierDetection { log.append(now, .info, "outlier detection (A50): \(od.summary)") }
             }
         case .resolverUpdated(let result):
             if let name = result.lbTree, !isXDS, let tree = PolicyTrees.named(name) {
@@ -154,7 +159,8 @@ public struct Model: Sendable {
             guard p != policy, !isObserved else { break }
             log.append(now, .info, "LB policy \(policy.rawValue) → \(p.rawValue)")
             policy = p
-            switchPolicy(to: p.make())
+            setHealthChecking(healthCheckingApplies(to: p))
+            switchPolicy(to: wrapped(p.make()))
         case .trafficChanged(let t):
             guard t != traffic else { break }
             log.append(now, .info, "traffic \(traffic) → \(t)")

@@ -67,6 +67,9 @@ public struct SubchannelRecord: Sendable, Codable {
     /// An observed subchannel's connection and lifetime counts, as its process reports them.
     public var observedSocket: ObservedSocket?
     public var observedLifetime: ObservedCalls?
+    /// gRFC A17: the health-check stream's last word on the current connection (nil: not
+    /// checked — health checking off, pick_first, or not READY).
+    public var health: SubchannelHealth?
 
     init(id: SubchannelID, endpoint: Endpoint, created: Millis) {
         self.id = id
@@ -88,6 +91,69 @@ public struct SubchannelRecord: Sendable, Codable {
     /// The stream limit in force: the peer's MAX_CONCURRENT_STREAMS, or NIO's cap of 100 when
     /// the peer sent none.
     public var effectiveStreamLimit: Int { maxConcurrentStreams ?? 100 }
+
+    /// The state the LB policies see: with health checking (A17), a READY connection is
+    /// CONNECTING until the first answer, TRANSIENT_FAILURE while the server says it is not
+    /// serving (or the check fails), READY when it serves (or has no health service).
+    public var lbState: ConnectivityState {
+        guard state == .ready, let h = health else { return state }
+        return h.lbState
+    }
+}
+
+/// A subchannel's health as its health-check stream reports it (gRFC A17).
+public struct SubchannelHealth: Sendable, Codable, Equatable {
+    public enum Status: String, Sendable, Codable {
+        /// The Watch call is open, no answer yet.
+        case checking
+        case serving = "SERVING"
+        case notServing = "NOT_SERVING"
+        case unknown = "UNKNOWN"
+        case serviceUnknown = "SERVICE_UNKNOWN"
+        /// The server has no health service: healthy, not checked.
+        case unimplemented = "UNIMPLEMENTED"
+        /// The call failed; retried after `retryAt`.
+        case failed
+    }
+    public var status: Status
+    public var since: Millis
+    /// The failure or the UNIMPLEMENTED message.
+    public var detail: String?
+    public var retryAt: Millis?
+    /// Answers received on this connection.
+    public var answers = 0
+
+    public init(status: Status, since: Millis, detail: String? = nil) {
+        self.status = status
+        self.since = since
+        self.detail = detail
+    }
+
+    public var lbState: ConnectivityState {
+        switch status {
+        case .checking: .connecting
+        case .serving, .unimplemented: .ready
+        case .notServing, .unknown, .serviceUnknown, .failed: .transientFailure
+        }
+    }
+
+    /// Whether the Watch stream holds a stream slot now.
+    public var holdsStream: Bool {
+        switch status {
+        case .unimplemented, .failed: false
+        default: true
+        }
+    }
+
+    /// The word after `READY · ` in the STATE column, nil when healthy.
+    public var word: String? {
+        switch status {
+        case .checking: "checking"
+        case .serving, .unimplemented: nil
+        case .notServing, .unknown, .serviceUnknown: "unhealthy"
+        case .failed: "check err"
+        }
+    }
 }
 
 public struct BackendRecord: Sendable, Codable {

@@ -23,6 +23,10 @@ public struct Snapshot: Codable, Sendable, Equatable {
     public var xds: XDSSnapshot?
     /// A proxy's level (`--envoy-admin`): its cluster's hosts.
     public var proxy: ProxySnapshot?
+    /// gRFC A17: the health-check service name when health checks run ("" = the server).
+    public var healthCheck: String?
+    /// gRFC A50: outlier detection's settings and how many addresses it ejects now.
+    public var outlierDetection: String?
 
     public struct ProxySnapshot: Codable, Sendable, Equatable {
         public var source: String
@@ -104,6 +108,32 @@ public struct Snapshot: Codable, Sendable, Equatable {
         /// An observed subchannel's connection and the calls its process counted (attach).
         public var socket: ObservedSocket?
         public var lifetime: ObservedCalls?
+        /// `READY · unhealthy`, `READY · ejected`… (the state as the dashboard shows it).
+        public var shown: String?
+        /// gRFC A17: the health-check stream's status (SERVING, NOT_SERVING, checking…).
+        public var health: HealthSnapshot?
+        /// gRFC A50: outlier detection's word on the address.
+        public var outlier: OutlierSnapshot?
+    }
+
+    public struct HealthSnapshot: Codable, Sendable, Equatable {
+        public var status: String
+        public var forMs: Int64
+        public var detail: String?
+        public var retryInMs: Int64?
+        /// The Watch stream holds one of the peer's stream slots.
+        public var stream: Bool
+    }
+
+    public struct OutlierSnapshot: Codable, Sendable, Equatable {
+        public var ejected: Bool
+        public var why: String?
+        public var multiplier: Int
+        public var ejections: Int
+        public var backInMs: Int64?
+        /// The last complete interval's calls.
+        public var intervalOk: Int
+        public var intervalFailed: Int
     }
 
     public struct GoAwaySnapshot: Codable, Sendable, Equatable {
@@ -132,6 +162,10 @@ public struct Snapshot: Codable, Sendable, Equatable {
         t = Double(m.now) / 1000
         target = m.session?.target ?? ""
         policy = m.policyName
+        healthCheck = m.session?.healthCheckService
+        outlierDetection = m.outlierDetection.map { od in
+            "\(od.addresses.values.filter { $0.ejectedAt != nil }.count) of \(od.addresses.count) ejected; \(od.config.summary)"
+        }
         channel = m.channelState.rawValue
         rps = round2(m.channel.rate(seconds: 1, tickMs: tick))
         errorsPerSecond = round2(m.channel.errorRate(seconds: 1, tickMs: tick))
@@ -164,7 +198,17 @@ public struct Snapshot: Codable, Sendable, Equatable {
                 goAways: sc.goAways,
                 lastGoAway: sc.lastGoAway.map { GoAwaySnapshot(code: $0.code, lastStreamID: $0.lastStreamID, debug: $0.debug, agoMs: m.now - $0.at) },
                 transitions: sc.transitions.map { "\($0.from.rawValue)->\($0.to.rawValue)\($0.reason.map { ": \($0)" } ?? "")" },
-                socket: sc.observedSocket, lifetime: sc.observedLifetime)
+                socket: sc.observedSocket, lifetime: sc.observedLifetime,
+                shown: m.isHeldBack(sc) ? m.stateLabel(sc) : nil,
+                health: sc.state == .ready ? sc.health.map { h in
+                    HealthSnapshot(status: h.status.rawValue, forMs: m.now - h.since, detail: h.detail,
+                                   retryInMs: h.retryAt.map { max(0, $0 - m.now) }, stream: h.holdsStream)
+                } : nil,
+                outlier: m.outlierState(sc.id).map { e, a in
+                    OutlierSnapshot(ejected: e, why: a.why, multiplier: a.multiplier, ejections: a.ejections,
+                                    backInMs: e ? a.ejectedUntil.map { max(0, $0 - m.now) } : nil,
+                                    intervalOk: a.lastSucceeded, intervalFailed: a.lastFailed)
+                })
         }
         process = m.observedProcess
         if m.isXDS || m.xds != nil { xds = XDSSnapshot(status: m.xds, tree: m.xdsRows) }

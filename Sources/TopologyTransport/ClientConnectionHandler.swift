@@ -60,6 +60,11 @@ protocol ClientConnectionDelegate: AnyObject {
     func connectionMeasuredRTT(_ connection: ClientConnectionHandler, micros: Int64)
     func connectionHasCapacity(_ connection: ClientConnectionHandler)
     func connectionClosed(_ connection: ClientConnectionHandler, reason: String)
+    /// gRFC A17: the Watch stream's answer (HealthCheckResponse.status: 0 UNKNOWN, 1 SERVING,
+    /// 2 NOT_SERVING, 3 SERVICE_UNKNOWN).
+    func connection(_ connection: ClientConnectionHandler, healthAnswered status: UInt64)
+    /// The Watch stream ended: its grpc-status (nil when reset or malformed) and why.
+    func connection(_ connection: ClientConnectionHandler, healthEnded code: Int?, message: String)
 }
 
 /// The request every RPC of a run sends: headers built once, the framed message built once.
@@ -111,7 +116,102 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     var streamLimit: Int { peerMaxConcurrentStreams ?? 100 }
     var activeStreams: Int { streams.count }
     var canOpenStream: Bool {
-        lifecycle.acceptsStreams && streams.count < streamLimit && nextStreamID < Int32.max - 2
+        lifecycle.acceptsStreams && streams.count + healthSlots < streamLimit && nextStreamID < Int32.max - 2
+    }
+
+    // MARK: - the health-check stream (gRFC A17)
+
+    /// The open `grpc.health.v1.Health/Watch` stream: it holds one of the peer's
+    /// MAX_CONCURRENT_STREAMS slots for as long as the connection lives.
+    private(set) var healthStreamID: Int32?
+    /// A Watch waiting for a free stream slot.
+    private var healthPending: RequestTemplate?
+    private var healthReader = GRPCMessageReader(limit: 64 * 1024)
+    private var healthSawHeaders = false
+    private var healthUnacknowledged = 0
+    private var healthSlots: Int { healthStreamID == nil && healthPending == nil ? 0 : 1 }
+    /// Streams held now, the health-check stream included.
+    var heldStreams: Int { streams.count + (healthStreamID == nil ? 0 : 1) }
+
+    /// Opens the Watch stream (now, or as soon as a slot frees up).
+    func startHealthWatch(_ request: RequestTemplate) {
+        guard healthStreamID == nil, lifecycle.acceptsStreams else { return }
+        guard let context, streams.count < streamLimit, nextStreamID < Int32.max - 2 else {
+            healthPending = request
+            return
+        }
+        healthPending = nil
+        let id = nextStreamID
+        nextStreamID += 2
+        healthStreamID = id
+        healthReader = GRPCMessageReader(limit: 64 * 1024)
+        healthSawHeaders = false
+        healthUnacknowledged = 0
+        let sid = HTTP2StreamID(id)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: sid, payload: .headers(.init(headers: request.headers)))), promise: nil)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: sid, payload: .data(.init(data: .byteBuffer(request.body), endStream: true)))), promise: nil)
+        scheduleFlush()
+    }
+
+    /// Cancels the Watch stream (GOAWAY, shutdown, health checking turned off): no report.
+    func stopHealthWatch() {
+        healthPending = nil
+        guard let id = healthStreamID else { return }
+        healthStreamID = nil
+        if let context {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .rstStream(.cancel))), promise: nil)
+            scheduleFlush()
+        }
+    }
+
+    private func healthEnded(code: Int?, message: String) {
+        healthStreamID = nil
+        delegate?.connection(self, healthEnded: code, message: message)
+        afterStreamEnded()
+    }
+
+    /// A frame on the Watch stream.
+    private func healthFrame(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
+        switch payload {
+        case .headers(let h):
+            let fields = GRPCResponseHeaders(h.headers, identityHeader: nil)
+            if h.endStream {
+                let (code, message) = fields.outcome(sawHeaders: healthSawHeaders)
+                healthEnded(code: code, message: message ?? GRPCStatusName.name(code))
+            } else {
+                healthSawHeaders = true
+                if let status = fields.status, status != "200" {
+                    stopHealthWatch()
+                    healthEnded(code: GRPCResponseHeaders.statusFromHTTP(status), message: "HTTP status \(status)")
+                }
+            }
+        case .data(let d):
+            guard case .byteBuffer(let buf) = d.data else { break }
+            healthUnacknowledged += buf.readableBytes
+            if healthUnacknowledged >= Self.initialStreamWindow / 2, let id = healthStreamID {
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .windowUpdate(windowSizeIncrement: healthUnacknowledged))), promise: nil)
+                healthUnacknowledged = 0
+                flushPending = true
+            }
+            do {
+                for message in try healthReader.read(buf.readableBytesView) {
+                    // HealthCheckResponse { ServingStatus status = 1; } — absent is UNKNOWN (0).
+                    guard ProtoWire.fields(message) != nil else {
+                        stopHealthWatch()
+                        return healthEnded(code: nil, message: "a malformed HealthCheckResponse")
+                    }
+                    delegate?.connection(self, healthAnswered: ProtoWire.varint(field: 1, in: message) ?? 0)
+                }
+            } catch {
+                stopHealthWatch()
+                return healthEnded(code: nil, message: "a HealthCheckResponse over 64 KiB")
+            }
+            if d.endStream { healthEnded(code: nil, message: "the server closed the Watch stream without trailers") }
+        case .rstStream(let code):
+            healthEnded(code: nil, message: "the Watch stream was reset (\(HTTP2ErrorText.name(code)))")
+        default:
+            break
+        }
     }
 
     // MARK: - lifecycle
@@ -194,6 +294,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func finishClosed(reason: String) {
         stopTimers()
+        healthStreamID = nil
+        healthPending = nil
         let calls = streams.removeAll()
         for call in calls {
             delegate?.connection(self, finished: call, outcome: .transportFailure(reason))
@@ -203,6 +305,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Stops opening streams; closes once in-flight ones finish (or after `grace`).
     func drain(grace: TimeAmount = .seconds(30)) {
+        stopHealthWatch()
         guard let context, lifecycle.drain() else { return }
         if streams.isEmpty {
             lifecycle.closing(because: "subchannel shutdown")
@@ -280,6 +383,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
+        if let pending = healthPending, streams.count < streamLimit { startHealthWatch(pending) }
         if canOpenStream { delegate?.connectionHasCapacity(self) }
     }
 
@@ -289,6 +393,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         inRead = true
         let frame = unwrapInboundIn(data)
         let sid = Int32(frame.streamID)
+        if sid != 0 && sid == healthStreamID {
+            if case .data(let d) = frame.payload {
+                consumedSinceUpdate += d.data.readableBytes
+            }
+            healthFrame(frame.payload, context: context)
+            return
+        }
         switch frame.payload {
         case .headers(let h):
             guard let call = streams[sid] else { break }
@@ -373,7 +484,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if let closedEvent = event as? StreamClosedEvent {
             // A stream NIO closed under us (protocol error, created after GOAWAY…).
             let sid = Int32(closedEvent.streamID)
-            if let call = streams.removeValue(forKey: sid) {
+            if sid == healthStreamID {
+                healthEnded(code: nil, message: "the Watch stream was closed (\(closedEvent.reason.map { HTTP2ErrorText.name($0) } ?? "no reason"))")
+            } else if let call = streams.removeValue(forKey: sid) {
                 let outcome: RPCOutcome = closedEvent.reason == .refusedStream || lifecycle.goAwayReceived
                     ? .refused : Self.outcome(rst: closedEvent.reason ?? .cancel)
                 delegate?.connection(self, finished: call, outcome: outcome)
@@ -393,6 +506,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             streams[call.streamID] = nil
             delegate?.connection(self, finished: call, outcome: .refused)
         }
+        // A17: the Watch call is cancelled on GOAWAY (the next connection starts its own).
+        stopHealthWatch()
         if first || !refused.isEmpty {
             delegate?.connectionReceivedGoAway(self, code: HTTP2ErrorText.name(code), lastStreamID: Int(lastStreamID), debug: debug)
         }

@@ -29,6 +29,10 @@ public struct EngineConfig: Sendable {
     public var maxReceiveBytes = 4 * 1024 * 1024
     public var backoff = ConnectionBackoff()
     public var version = "0.1.0"
+    /// gRFC A17: health-check every READY subchannel with this service name ("" = the server).
+    public var healthCheckService: String?
+    /// gRFC A50: outlier detection around the policy.
+    public var outlierDetection: OutlierDetectionConfig?
 
     public init(target: String, resolverName: String, authority: String) {
         self.target = target
@@ -56,6 +60,8 @@ public final class Engine: @unchecked Sendable {
     let resolver: any EndpointResolver
     let tlsContext: NIOSSLContext?
     let request: RequestTemplate
+    /// The Watch call of health checks (A17), when they are on.
+    let healthRequest: RequestTemplate?
 
     private let startNanos: UInt64
     private(set) var model = Model()
@@ -125,6 +131,7 @@ public final class Engine: @unchecked Sendable {
         self.traffic = config.traffic
         self.startNanos = NIODeadline.now().uptimeNanoseconds
         self.request = Self.makeRequest(config)
+        self.healthRequest = config.healthCheckService.map { Self.makeHealthRequest(config, service: $0) }
         self.attribution = BackendAttribution(identityHeader: config.identityHeader)
     }
 
@@ -140,6 +147,22 @@ public final class Engine: @unchecked Sendable {
         headers.add(name: "grpc-timeout", value: grpcTimeoutHeader(ms: config.timeoutMs))
         for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
         let body = GRPCFrame.buffer(config.rpc.payload, allocator: ByteBufferAllocator())
+        return RequestTemplate(headers: headers, body: body)
+    }
+
+    /// `grpc.health.v1.Health/Watch` with `HealthCheckRequest{service}`: no deadline (it lives as
+    /// long as the connection), the channel's metadata (A17: call credentials go with it).
+    static func makeHealthRequest(_ config: EngineConfig, service: String) -> RequestTemplate {
+        var headers = HPACKHeaders()
+        headers.add(name: ":method", value: "POST")
+        headers.add(name: ":scheme", value: config.tls == nil ? "http" : "https")
+        headers.add(name: ":path", value: "/grpc.health.v1.Health/Watch")
+        headers.add(name: ":authority", value: config.authority)
+        headers.add(name: "content-type", value: "application/grpc")
+        headers.add(name: "te", value: "trailers")
+        headers.add(name: "user-agent", value: "grpctop/\(config.version)")
+        for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
+        let body = GRPCFrame.buffer(service.isEmpty ? [] : ProtoWire.stringMessage(service), allocator: ByteBufferAllocator())
         return RequestTemplate(headers: headers, body: body)
     }
 
@@ -162,7 +185,8 @@ public final class Engine: @unchecked Sendable {
                 target: self.config.target, resolver: self.config.resolverName, policy: self.config.policy,
                 rpc: self.config.rpc.description, identityHeader: self.config.identityHeader,
                 traffic: self.config.traffic, tickMs: self.config.tickMs,
-                startedAt: Date().timeIntervalSince1970, host: host, version: self.config.version)))
+                startedAt: Date().timeIntervalSince1970, host: host, version: self.config.version,
+                healthCheckService: self.config.healthCheckService, outlierDetection: self.config.outlierDetection)))
             self.tickTask = self.loop.scheduleRepeatedTask(
                 initialDelay: .milliseconds(Int64(self.config.tickMs)), delay: .milliseconds(Int64(self.config.tickMs))
             ) { [weak self] _ in self?.tick() }
@@ -259,6 +283,10 @@ public final class Engine: @unchecked Sendable {
             subchannels[id]?.reconnect()
         case .watchChannel:
             break  // only an observed session has channels to choose from
+        case .startHealthCheck(let id):
+            subchannels[id]?.startHealthCheck()
+        case .stopHealthCheck(let id):
+            subchannels[id]?.stopHealthCheck()
         }
     }
 

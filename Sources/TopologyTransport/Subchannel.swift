@@ -61,9 +61,36 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
 
     func reconnect() { perform(machine.reconnectRequested()) }
 
+    // MARK: - health checking (gRFC A17)
+
+    /// The model asked for health checks on this subchannel's connections.
+    private var healthWanted = false
+    private var healthBackoff = ConnectionBackoff()
+    private var healthRetry: Scheduled<Void>?
+    /// The current Watch call received an answer (its failure is retried at once).
+    private var healthAnswered = false
+
+    /// Starts the Watch stream on the current connection (the model saw it READY).
+    func startHealthCheck() {
+        guard let request = engine.healthRequest, !isShutDown else { return }
+        healthWanted = true
+        healthRetry?.cancel()
+        healthAnswered = false
+        current?.startHealthWatch(request)
+    }
+
+    func stopHealthCheck() {
+        healthWanted = false
+        healthRetry?.cancel()
+        healthBackoff.reset()
+        current?.stopHealthWatch()
+    }
+
     func shutDown() {
         isShutDown = true
         backoffTask?.cancel()
+        healthRetry?.cancel()
+        current?.stopHealthWatch()
         perform(machine.shutDown())
         handBackQueue()
     }
@@ -260,6 +287,40 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
         while !queue.isEmpty && connection.canOpenStream {
             startStream(queue.removeFirst(), on: connection)
         }
+    }
+
+    func connection(_ connection: ClientConnectionHandler, healthAnswered status: UInt64) {
+        guard connection === current, healthWanted else { return }
+        healthAnswered = true
+        healthBackoff.reset()
+        let word = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"][Int(min(status, 4) == 4 ? 0 : status)]
+        engine.emit(.subchannel(id, .health(.answered(word))))
+    }
+
+    func connection(_ connection: ClientConnectionHandler, healthEnded code: Int?, message: String) {
+        guard connection === current, healthWanted, !isShutDown else { return }
+        if code == 12 {
+            engine.emit(.subchannel(id, .health(.unimplemented(message))))
+            return
+        }
+        let why = code.map { "\(GRPCStatusName.name($0)): \(message)" } ?? message
+        // A17: after an answer the next attempt starts at once; otherwise after backoff.
+        if healthAnswered {
+            healthAnswered = false
+            engine.emit(.subchannel(id, .health(.failed(why, retryMs: nil))))
+            retryHealth()
+            return
+        }
+        let delay = healthBackoff.nextDelay(unitRandom: { Double.random(in: 0..<1) })
+        engine.emit(.subchannel(id, .health(.failed(why, retryMs: delay))))
+        healthRetry?.cancel()
+        healthRetry = engine.loop.scheduleTask(in: .milliseconds(delay)) { [weak self] in self?.retryHealth() }
+    }
+
+    private func retryHealth() {
+        guard healthWanted, !isShutDown, let conn = current, let request = engine.healthRequest, case .ready = machine.state else { return }
+        engine.emit(.subchannel(id, .health(.watching)))
+        conn.startHealthWatch(request)
     }
 
     func connectionMeasuredRTT(_ connection: ClientConnectionHandler, micros: Int64) {

@@ -16,7 +16,7 @@ extension Dashboard {
         if state.timeline != nil { right = "REPLAY  " + right }
         if let rec = state.recording { right = rec + "  " + right }
         // What must fit comes first; the target gets what is left, then the RPC kind and clock.
-        var parts = "  \(m.policyName)  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
+        var parts = "  \(m.policyName)\(m.policyExtras)  \(fmtRate(rps)) rps  err \(String(format: "%.1f", errPct))%"
         if m.channelQueued > 0 { parts += "  queued \(m.channelQueued)" }
         let fairText = "  fairness \(f.index.map { String(format: "%.2f", $0) } ?? "-") \(f.word)"
         let rpcText = "  \(m.session?.rpc ?? "")"

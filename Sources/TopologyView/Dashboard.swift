@@ -334,10 +334,12 @@ public enum Dashboard {
         var columns: [Column<SubchannelRecord>] = [
             Column(title: "#", width: 3, priority: 0) { s in ("#\(s.id)", .muted) },
             Column(title: "ENDPOINT", width: 18, priority: 0, flex: true, middleEllipsis: true) { s in (s.endpoint.displayName, s.state == .shutdown ? .muted : .normal) },
-            Column(title: "STATE", width: 17, priority: 0) { s in (s.state.rawValue, role(for: s.state)) },
+            Column(title: "STATE", width: 17, priority: 0) { s in
+                m.isHeldBack(s) ? (m.stateLabel(s), .warning) : (s.state.rawValue, role(for: s.state))
+            },
             Column(title: "FOR", width: 6, right: true, priority: 2) { s in (formatDuration(now - s.stateSince), .normal) },
             Column(title: "STREAMS", width: 8, right: true, priority: 1) { s in
-                ("\(s.activeStreams)/\(s.maxConcurrentStreams.map(String.init) ?? "100*")", s.activeStreams >= s.effectiveStreamLimit ? .warning : .normal)
+                (m.streamsText(s), m.streamsHeld(s) >= s.effectiveStreamLimit ? .warning : .normal)
             },
             Column(title: "QUEUED", width: 6, right: true, priority: 3) { s in ("\(s.queued)", s.queued > 0 ? .warning : .normal) },
             Column(title: "STARTED", width: 8, right: true, priority: 6) { s in ("\(s.traffic.total.started)", .normal) },
@@ -345,6 +347,10 @@ public enum Dashboard {
             Column(title: "FAILED", width: 6, right: true, priority: 4) { s in ("\(s.traffic.total.failed)", s.traffic.total.failed > 0 ? .failure : .normal) },
             Column(title: "RTT", width: 7, right: true, priority: 5) { s in (s.rttMicros.map { fmtMicros(UInt64($0)) } ?? "-", .normal) },
             Column(title: "LAST REASON / RETRY", width: 14, priority: 2, flex: true) { s in
+                if s.state == .ready, m.isHeldBack(s) {
+                    if let o = m.outlierState(s.id), o.ejected, let t = m.outlierText(s) { return (t, .warning) }
+                    if let h = m.healthText(s) { return (h, .warning) }
+                }
                 if s.state == .transientFailure, let until = s.backoffUntil {
                     return ("retry in \(formatDuration(until - now))  \(s.lastDisconnectReason ?? "")", .failure)
                 }
@@ -472,14 +478,17 @@ public enum Dashboard {
         case .subchannel(let id):
             guard let s = m.subchannels[id] else { add("subchannel #\(id) is gone", .muted); break }
             title = "Subchannel #\(id) \(g.rule) \(s.endpoint.displayName)"
-            add("state        \(s.state.rawValue) for \(formatDuration(m.now - s.stateSince))", role(for: s.state))
+            add("state        \(m.stateLabel(s)) for \(formatDuration(m.now - s.stateSince))", m.isHeldBack(s) ? .warning : role(for: s.state))
             add("addresses    \(s.endpoint.addresses.map(\.description).joined(separator: ", "))")
             let t = s.traffic.total
             if m.isObserved {
                 for (text, role) in observedSubchannelLines(m, s) { add(text, role) }
             } else {
                 add("connection   local \(s.local ?? "-")  remote \(s.remote ?? "-")  connect \(s.connectMs.map { "\($0)ms" } ?? "-")  connections \(s.connections)")
-                add("streams      \(s.activeStreams) active / \(s.maxConcurrentStreams.map(String.init) ?? "100 (peer sent no MAX_CONCURRENT_STREAMS; NIO's cap)")  queued \(s.queued)")
+                let healthStream = m.streamsHeld(s) > s.activeStreams ? " + 1 health-check Watch" : ""
+                add("streams      \(s.activeStreams) active\(healthStream) / \(s.maxConcurrentStreams.map(String.init) ?? "100 (peer sent no MAX_CONCURRENT_STREAMS; NIO's cap)")  queued \(s.queued)")
+                if let h = m.healthText(s) { add("health       \(h)", m.isHeldBack(s) ? .warning : .normal) }
+                if let o = m.outlierText(s) { add("outlier      \(o)", (m.outlierState(s.id)?.ejected ?? false) ? .warning : .normal) }
                 add("RPCs         started \(t.started)  ok \(t.succeeded)  failed \(t.failed)  messages sent \(t.messagesSent) received \(t.messagesReceived)")
             }
             if !t.codes.isEmpty { add("errors       " + t.codes.sorted { $0.key < $1.key }.map { "\(GRPCStatusName.name($0.key)) \($0.value)" }.joined(separator: ", "), .failure) }

@@ -24,10 +24,15 @@ extension Snapshot {
         out += formatTable(rows)
         rows = [["SUB", "ENDPOINT", "STATE", "FOR", "STREAMS", "QUEUED", "STARTED", "OK", "FAILED", "RTT", "LAST REASON"]]
         for s in subchannels {
-            let streams = "\(s.streams)/\(s.maxStreams.map(String.init) ?? "100*")"
+            let streams = "\(s.streams)\(s.health?.stream == true ? "+1" : "")/\(s.maxStreams.map(String.init) ?? "100*")"
             var reason = s.lastReason ?? "-"
             if let b = s.backoffMs, s.state == "TRANSIENT_FAILURE" { reason += " (retry in \(formatDuration(b)))" }
-            rows.append(["#\(s.id)", s.endpoint, s.state, formatDuration(s.forMs), streams, "\(s.queued)", "\(s.started)",
+            if let o = s.outlier, o.ejected {
+                reason = "ejected ×\(o.multiplier), back in \(formatDuration(o.backInMs ?? 0)): \(o.why ?? "?")"
+            } else if let h = s.health, s.shown != nil {
+                reason = "health \(h.status)\(h.detail.map { ": \($0)" } ?? "")"
+            }
+            rows.append(["#\(s.id)", s.endpoint, s.shown ?? s.state, formatDuration(s.forMs), streams, "\(s.queued)", "\(s.started)",
                          "\(s.ok)", "\(s.failed)", s.rttMs.map { String(format: "%.2fms", $0) } ?? "-", reason])
         }
         out += formatTable(rows)

@@ -16,6 +16,22 @@ struct GRPCTop: ParsableCommand {
         defaultSubcommand: nil
     )
 
+    /// `--health-check=SERVICE` is `--health-check --health-check-service SERVICE` (a flag with an
+    /// optional value, which ArgumentParser has no form for).
+    static func rewrittenArguments(_ args: [String]) -> [String] {
+        var out: [String] = []
+        var rest = false
+        for a in args {
+            if rest || a == "--" { rest = true; out.append(a); continue }
+            if a.hasPrefix("--health-check=") {
+                out += ["--health-check", "--health-check-service", String(a.dropFirst("--health-check=".count))]
+            } else {
+                out.append(a)
+            }
+        }
+        return out
+    }
+
     static func main() {
         // A parent may have left these blocked (a blocked mask is inherited across exec), and a
         // blocked signal never reaches its handler: drain on SIGTERM, restore the terminal…
@@ -24,7 +40,7 @@ struct GRPCTop: ParsableCommand {
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] { sigaddset(&set, sig) }
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(Self.rewrittenArguments(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)

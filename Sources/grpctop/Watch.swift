@@ -28,6 +28,12 @@ struct Watch: ParsableCommand {
     // Load balancing and traffic
     @Option(name: .customLong("lb"), help: "Load-balancing policy: pick_first, round_robin, least_request.")
     var lb = "round_robin"
+    @Flag(name: .customLong("health-check"), help: "gRFC A17 client-side health checking: a grpc.health.v1.Health/Watch stream per READY subchannel; NOT_SERVING ones get no RPCs (--health-check=SERVICE names the service; pick_first ignores it).")
+    var healthCheck = false
+    @Option(name: .customLong("health-check-service"), help: ArgumentHelp("The service --health-check asks about (default \"\": the whole server).", visibility: .hidden))
+    var healthCheckService: String?
+    @Option(name: .customLong("outlier-detection"), help: "gRFC A50 outlier detection around the policy: failure-percentage and/or success-rate, with interval=10s, base-ejection-time=30s, max-ejection-time=300s, max-ejection-percent=10, threshold=85, minimum-hosts=5, request-volume=50, stdev-factor=1.9 … (or A50's JSON).")
+    var outlierDetection: String?
     @Option(help: "Open-loop rate: RPCs per second.") var rps: Double?
     @Option(help: "Closed loop: this many RPCs in flight (instead of --rps).") var concurrency: Int?
     @Option(help: "Deadline of each RPC.") var timeout = "10s"
@@ -209,6 +215,19 @@ struct Watch: ParsableCommand {
         config.timeoutMs = timeoutMs
         config.metadata = metadata
         config.identityHeader = identityHeader?.lowercased()
+        if let service = healthCheckService {
+            guard healthCheck else { throw UsageFailure("--health-check-service needs --health-check (or write --health-check=\(service))") }
+            guard service.utf8.count <= 1024, service.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f }) else {
+                throw UsageFailure("--health-check service '\(service.prefix(40))…' must be a service name (printable, at most 1024 bytes), e.g. helloworld.Greeter")
+            }
+        }
+        if healthCheck { config.healthCheckService = healthCheckService ?? "" }
+        if let spec = outlierDetection {
+            switch OutlierDetectionConfig.parse(spec) {
+            case .success(let od): config.outlierDetection = od
+            case .failure(let e): throw UsageFailure("--outlier-detection '\(spec.prefix(60))' \(e.description)")
+            }
+        }
         guard let recv = ByteSizeText.parse(maxRecvSize), (1...Int(Int32.max)).contains(recv) else {
             throw UsageFailure("--max-recv-size '\(maxRecvSize)' must be a size from 1 byte to 2GiB, e.g. 4MiB, 512KiB or 1048576")
         }

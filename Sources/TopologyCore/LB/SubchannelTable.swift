@@ -12,6 +12,9 @@ public struct SubchannelTable: Sendable {
     /// Keys of every endpoint the resolver lists now, ready or not (why a subchannel goes:
     /// "endpoint not ready" or "endpoint removed").
     public internal(set) var listed = Set<EndpointKey>()
+    /// gRFC A17 is on for the policies (a health-check service and not pick_first): what they
+    /// see of a READY subchannel is its health (`SubchannelRecord.lbState`).
+    public internal(set) var healthChecking = false
 
     /// Work of the event being applied: collected here, taken by the model.
     var now: Millis = 0
@@ -26,7 +29,11 @@ public struct SubchannelTable: Sendable {
 
     /// The live (not SHUTDOWN) subchannel of an endpoint.
     public func live(for key: EndpointKey) -> SubchannelID? { liveByKey[key] }
-    public func state(of id: SubchannelID) -> ConnectivityState? { records[id]?.state }
+    /// The state the policies see (the connection's, or its health while health checking is on).
+    public func state(of id: SubchannelID) -> ConnectivityState? {
+        guard let r = records[id] else { return nil }
+        return healthChecking ? r.lbState : r.state
+    }
     public func record(_ id: SubchannelID) -> SubchannelRecord? { records[id] }
     public func name(of id: SubchannelID) -> String { records[id]?.endpoint.displayName ?? "#\(id)" }
     /// Live subchannels in the table, by id.
@@ -106,37 +113,71 @@ public struct SubchannelTable: Sendable {
 /// The subchannels one policy owns and how many are in each state, kept as they change: a
 /// policy's state and picker never scan the table.
 public struct OwnedSubchannels: Sendable, Codable {
-    public private(set) var ids = Set<SubchannelID>()
+    /// Each owned subchannel and the state this policy last heard for it (what its counts are
+    /// made of: a parent may show a child another state than the table's, as outlier detection
+    /// does for an ejected one).
+    public private(set) var states: [SubchannelID: ConnectivityState] = [:]
     public private(set) var ready = Set<SubchannelID>()
     private var counts: [ConnectivityState: Int] = [:]
 
     public init() {}
 
-    public func owns(_ id: SubchannelID) -> Bool { ids.contains(id) }
+    public var ids: Dictionary<SubchannelID, ConnectivityState>.Keys { states.keys }
+    public func owns(_ id: SubchannelID) -> Bool { states[id] != nil }
     public func count(_ state: ConnectivityState) -> Int { counts[state] ?? 0 }
 
     /// Takes a subchannel in, in its current state.
     public mutating func adopt(_ id: SubchannelID, state: ConnectivityState) {
-        guard state != .shutdown, ids.insert(id).inserted else { return }
+        guard state != .shutdown, states[id] == nil else { return }
         add(id, state)
     }
 
     public mutating func changed(_ id: SubchannelID, from: ConnectivityState, to: ConnectivityState) {
-        guard ids.contains(id) else { return }
-        counts[from, default: 0] -= 1
-        if to == .shutdown { ids.remove(id); ready.remove(id); return }
+        guard let was = states[id] else { return }
+        counts[was, default: 0] -= 1
+        ready.remove(id)
+        if to == .shutdown { states[id] = nil; return }
         add(id, to)
-        if from == .ready && to != .ready { ready.remove(id) }
     }
 
     /// Shuts a subchannel down in the table and forgets it.
     public mutating func shutDown(_ id: SubchannelID, why: String, table: inout SubchannelTable) {
-        if let s = table.state(of: id), ids.contains(id) { changed(id, from: s, to: .shutdown) }
+        if let s = states[id] { changed(id, from: s, to: .shutdown) }
         table.shutDown(id, why: why)
     }
 
     private mutating func add(_ id: SubchannelID, _ state: ConnectivityState) {
+        states[id] = state
         counts[state, default: 0] += 1
         if state == .ready { ready.insert(id) }
+    }
+
+    // Keyframes before per-id states held `ids`, `ready` and `counts`: the states of ids that
+    // were not READY are rebuilt from the counts (any assignment keeps the counts right).
+    private enum Keys: String, CodingKey { case states, ids, ready, counts }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(states, forKey: .states)
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Keys.self)
+        if let s = try c.decodeIfPresent([SubchannelID: ConnectivityState].self, forKey: .states) {
+            for (id, state) in s where state != .shutdown { add(id, state) }
+            return
+        }
+        let ids = try c.decodeIfPresent(Set<SubchannelID>.self, forKey: .ids) ?? []
+        let ready = try c.decodeIfPresent(Set<SubchannelID>.self, forKey: .ready) ?? []
+        var left = (try c.decodeIfPresent([ConnectivityState: Int].self, forKey: .counts) ?? [:])
+            .filter { $0.key != .ready && $0.key != .shutdown && $0.value > 0 }
+            .sorted { $0.key.rawValue < $1.key.rawValue }
+        for id in ids.sorted() {
+            if ready.contains(id) { add(id, .ready); continue }
+            var state = ConnectivityState.idle
+            if let i = left.firstIndex(where: { $0.value > 0 }) {
+                state = left[i].key
+                left[i].value -= 1
+            }
+            add(id, state)
+        }
     }
 }
