@@ -31,6 +31,10 @@ final class RecordingDelegate: ClientConnectionDelegate {
     func connectionMeasuredRTT(_ c: ClientConnectionHandler, micros: Int64) { log.append("rtt") }
     func connectionHasCapacity(_ c: ClientConnectionHandler) { log.append("capacity") }
     func connectionClosed(_ c: ClientConnectionHandler, reason: String) { log.append("closed \(reason)") }
+    func connection(_ c: ClientConnectionHandler, healthAnswered status: UInt64) { log.append("health \(status)") }
+    func connection(_ c: ClientConnectionHandler, healthEnded code: Int?, message: String) {
+        log.append("health ended \(code.map(String.init) ?? "-") \(message)")
+    }
 }
 
 final class Connection {
@@ -91,6 +95,51 @@ final class Connection {
 }
 
 @Suite struct ConnectionHandlerTests {
+    /// gRFC A17's Watch stream: a HEADERS + DATA(HealthCheckRequest) with END_STREAM to
+    /// /grpc.health.v1.Health/Watch and no deadline; its answers reach the subchannel; it holds a
+    /// stream slot (MAX_CONCURRENT_STREAMS 1 leaves none for RPCs); GOAWAY cancels it (RST_STREAM
+    /// CANCEL) and frees the slot.
+    @Test func healthWatchStream() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: 1)
+        _ = try c.written()
+        var config = EngineConfig(target: "127.0.0.1:1", resolverName: "static", authority: "127.0.0.1:1")
+        config.timeoutMs = 5000
+        c.handler.startHealthWatch(Engine.makeHealthRequest(config, service: "helloworld.Greeter"))
+        let frames = try c.written()
+        guard frames.count == 2, case .headers(let h) = frames[0], case .data(let d) = frames[1] else { Issue.record("\(frames)"); return }
+        #expect(h.headers.first(name: ":path") == "/grpc.health.v1.Health/Watch" && h.headers.first(name: "grpc-timeout") == nil)
+        guard case .byteBuffer(let body) = d.data else { Issue.record("body"); return }
+        #expect(Array(body.readableBytesView) == [0, 0, 0, 0, 20, 0x0a, 18] + Array("helloworld.Greeter".utf8) && d.endStream)
+        #expect(c.handler.healthStreamID == 1 && !c.handler.canOpenStream && c.handler.heldStreams == 1, "the Watch takes the only slot")
+        try c.receive(.headers(.init(headers: HPACKHeaders([(":status", "200"), ("content-type", "application/grpc")]))), stream: 1)
+        var answer = ByteBuffer()
+        answer.writeBytes([0, 0, 0, 0, 2, 0x08, 0x02, 0, 0, 0, 0, 2, 0x08, 0x01])  // NOT_SERVING, SERVING
+        try c.receive(.data(.init(data: .byteBuffer(answer))), stream: 1)
+        #expect(c.delegate.log.suffix(2) == ["health 2", "health 1"])
+        try c.settings(maxConcurrentStreams: 2)
+        #expect(c.handler.canOpenStream)
+        try c.receive(.goAway(lastStreamID: 1, errorCode: .noError, opaqueData: nil))
+        let after = try c.written()
+        #expect(after.contains { if case .rstStream(.cancel) = $0 { true } else { false } }, "\(after)")
+        #expect(c.handler.healthStreamID == nil && c.handler.heldStreams == 0)
+    }
+
+    /// UNIMPLEMENTED as trailers-only, and a reset: the stream's end reaches the subchannel.
+    @Test func healthWatchEnds() throws {
+        let c = try Connection()
+        try c.settings(maxConcurrentStreams: nil)
+        let config = EngineConfig(target: "127.0.0.1:1", resolverName: "static", authority: "127.0.0.1:1")
+        c.handler.startHealthWatch(Engine.makeHealthRequest(config, service: ""))
+        try c.receive(.headers(.init(headers: HPACKHeaders([(":status", "200"), ("grpc-status", "12"), ("grpc-message", "Method not found")]), endStream: true)), stream: 1)
+        #expect(c.delegate.log.contains("health ended 12 Method not found"), "\(c.delegate.log)")
+        c.handler.startHealthWatch(Engine.makeHealthRequest(config, service: ""))
+        #expect(c.handler.healthStreamID == 3)
+        try c.receive(.rstStream(.internalError), stream: 3)
+        #expect(c.delegate.log.contains { $0.hasPrefix("health ended - the Watch stream was reset") }, "\(c.delegate.log)")
+        #expect(c.handler.healthStreamID == nil)
+    }
+
     /// No stream before the server's SETTINGS; then its MAX_CONCURRENT_STREAMS is the limit, a
     /// finished stream frees a slot (capacity), and a later SETTINGS frame changes the limit.
     @Test func streamLimitFollowsThePeersSettings() throws {
