@@ -57,6 +57,7 @@ def main():
     p.add_argument("--name", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--no-health", action="store_true", help="no health service (Watch answers UNIMPLEMENTED)")
     args = p.parse_args()
 
     counts = {}
@@ -100,7 +101,8 @@ def main():
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("helloworld.Greeter", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if not args.no_health:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("%s:%d" % (args.host, args.port))
     server.start()
     print("serving %s on %s:%d" % (args.name, args.host, port), flush=True)
@@ -111,9 +113,17 @@ def main():
         done.set()
 
     # A parent (a test runner) may have left these blocked; a blocked signal never runs its handler.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2})
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+
+    # As `grpctop serve`: SIGUSR1 sets helloworld.Greeter NOT_SERVING (grpcio's health servicer
+    # tells its Watch streams), SIGUSR2 sets it SERVING again. The server as a whole ("") stays.
+    def set_greeter(status):
+        threading.Thread(target=health_servicer.set, args=("helloworld.Greeter", status)).start()
+
+    signal.signal(signal.SIGUSR1, lambda s, f: set_greeter(health_pb2.HealthCheckResponse.NOT_SERVING))
+    signal.signal(signal.SIGUSR2, lambda s, f: set_greeter(health_pb2.HealthCheckResponse.SERVING))
     while not done.wait(0.2):
         pass
     server.stop(grace=10).wait()

@@ -55,6 +55,8 @@ public enum Event: Sendable, Codable, Equatable {
     case proxyReport(ObservedChannel)
     /// The proxy's admin API could not be read (the picture is kept).
     case proxyFailed(String)
+    /// Client-side health checking (A17) switched on with this service name, or off (nil).
+    case healthCheckChanged(String?)
 }
 
 extension Event {

@@ -36,8 +36,10 @@ extension Model {
     /// subchannels start or stop their Watch streams.
     mutating func setHealthChecking(_ on: Bool) {
         guard on != table.healthChecking else { return }
+        let ready = table.live.map(\.id).filter { table.records[$0]?.state == .ready }
+        let before = Dictionary(uniqueKeysWithValues: ready.map { ($0, table.state(of: $0) ?? .ready) })
         table.healthChecking = on
-        for (_, id) in table.live where table.records[id]?.state == .ready {
+        for id in ready {
             if on {
                 table.records[id]?.health = SubchannelHealth(status: .checking, since: now)
                 table.effects.append(.startHealthCheck(id))
@@ -45,7 +47,10 @@ extension Model {
                 table.records[id]?.health = nil
                 table.effects.append(.stopHealthCheck(id))
             }
+            let after = table.state(of: id) ?? .ready
+            if after != before[id] { lb.subchannelChanged(id, from: before[id]!, to: after, table: &table) }
         }
+        table.changed = true
     }
 
     /// Outlier detection's word on a subchannel (A50), when it runs.

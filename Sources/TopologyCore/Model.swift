@@ -187,6 +187,13 @@ public struct Model: Sendable {
             let target = observedProcess?.channels.first { $0.id == id }?.target
             log.append(now, .info, "watching channel #\(id)\(target.map { " \($0)" } ?? "") (chosen)")
             effects.append(.watchChannel(id))
+        case .healthCheckChanged(let service):
+            guard var info = session, !isObserved, info.healthCheckService != service else { break }
+            info.healthCheckService = service
+            session = info
+            log.append(now, .info, service.map { "health checking (A17) on, service \($0.isEmpty ? "\"\"" : $0)\(policy == .pickFirst ? ": not used by pick_first" : "")" } ?? "health checking off")
+            setHealthChecking(healthCheckingApplies(to: policy))
+            topologyChanged = true
         case .resolutionRequested:
             log.append(now, .info, "re-resolution requested by the user")
             effects.append(.requestResolution(.user))

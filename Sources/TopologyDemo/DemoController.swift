@@ -100,6 +100,10 @@ public final class DemoController: @unchecked Sendable {
                             case .maxAge(let ms):
                                 c.maxConnectionAgeMs = Int64(Double(ms) / speed)
                                 c.maxConnectionAgeGraceMs = 5000
+                            case .dependsOnDatabase:
+                                c.failWhileNotServing = true
+                            case .failing(let rate):
+                                c.failRate = rate
                             }
                         }
                         note("pod \(name) started")
@@ -177,6 +181,13 @@ public final class DemoController: @unchecked Sendable {
                     fleet.setServing(name, false)
                     note("pod \(name) answers health checks NOT_SERVING")
                 }
+            case .serving(let names):
+                for name in names {
+                    fleet.setServing(name, true)
+                    note("pod \(name) answers health checks SERVING")
+                }
+            case .healthCheck(let service):
+                engine.submit(.healthCheckChanged(service))
             case .mark(let name):
                 // Let the collector report what finished by now (one tick), then read totals.
                 Thread.sleep(forTimeInterval: 0.3)

@@ -33,6 +33,14 @@ public final class DemoRun: @unchecked Sendable {
         config.identityHeader = story.identityHeader
         config.timeoutMs = 5000
         config.version = version
+        // The story's sweeps and ejection times keep pace with --speed.
+        config.outlierDetection = story.outlierDetection.map { od in
+            var c = od
+            c.intervalMs = max(100, Millis(Double(od.intervalMs) / speed))
+            c.baseEjectionTimeMs = Millis(Double(od.baseEjectionTimeMs) / speed)
+            c.maxEjectionTimeMs = Millis(Double(od.maxEjectionTimeMs) / speed)
+            return c
+        }
         engine = try Engine(config: config, resolver: resolver, loop: group.next())
         if let recorder { engine.observe { timed, model in recorder.record(timed, model: model) } }
         controller = DemoController(story: story, fleet: fleet, proxy: proxy, resolver: resolver, engine: engine, pods: pods, speed: speed)

@@ -17,6 +17,10 @@ public struct DemoScenario: Sendable {
         case overloaded(delayMs: Int64, maxStreams: Int)
         /// gRFC A9 MAX_CONNECTION_AGE.
         case maxAge(ms: Int64)
+        /// Fails SayHello UNAVAILABLE while NOT_SERVING (its database is gone).
+        case dependsOnDatabase
+        /// Fails this fraction of RPCs (UNAVAILABLE).
+        case failing(rate: Double)
     }
 
     /// One endpoint as the "Kubernetes API" (an EndpointSlice) describes it.
@@ -48,6 +52,10 @@ public struct DemoScenario: Sendable {
         case envoy([String])
         /// Pods answer health checks NOT_SERVING (their connections stay up).
         case notServing([String])
+        /// …and SERVING again.
+        case serving([String])
+        /// Client-side health checking (A17) on, with this service ("" = the whole server).
+        case healthCheck(String)
         /// Remember every backend's totals under this name (phases for the verdict).
         case mark(String)
     }
@@ -69,6 +77,8 @@ public struct DemoScenario: Sendable {
     var checks: @Sendable (DemoRecord) -> [DemoVerdict.Check]
 
     var usesProxy: Bool { identityHeader != nil && !needsEnvoy }
+    /// gRFC A50 outlier detection around `policy` (the `outlier` story).
+    var outlierDetection: OutlierDetectionConfig?
     /// Plays only where Envoy is installed (`proxy`).
     public var needsEnvoy = false
 
@@ -83,10 +93,10 @@ public struct DemoScenario: Sendable {
     static func pods(_ n: Int, rev: Int = 1) -> [String] { (0..<n).map { pod($0, rev: rev) } }
 
     /// `grpctop demo --list` and the README, in the order.
-    public static let all: [DemoScenario] = [clusterip, headless, proxy, scale, kill, rollout, maxAge, overload]
+    public static let all: [DemoScenario] = [clusterip, headless, proxy, scale, kill, rollout, maxAge, overload, unhealthy, outlier]
     /// With no `--scenario`: rollout first, then the others in turn (`proxy` only with Envoy).
     public static var loopOrder: [DemoScenario] {
-        [rollout, clusterip, headless, proxy, scale, kill, maxAge, overload].filter { !$0.needsEnvoy || DemoEnvoy.binary() != nil }
+        [rollout, clusterip, headless, proxy, scale, kill, maxAge, overload, unhealthy, outlier].filter { !$0.needsEnvoy || DemoEnvoy.binary() != nil }
     }
 
     public static func named(_ name: String) -> DemoScenario? { all.first { $0.name == name } }
@@ -376,6 +386,19 @@ struct DemoRecord: Sendable {
     var failed = 0
     var reconnectReasons: [String: Int] = [:]
 
+    /// Outlier detection's log lines (`… ejected for 2.0s (×1): …`, `… back after …`).
+    var outlierLines: [String] = []
+    /// Pods whose subchannel is connected but held back at the end (`READY · unhealthy`…).
+    var heldBack: [String] = []
+
+    /// RPCs each backend failed between two marks.
+    func failed(from a: String, to b: String) -> [String: Int] {
+        let start = marks[a] ?? [:]
+        var out: [String: Int] = [:]
+        for (name, n) in marks[b] ?? [:] { out[name] = n.failed - (start[name]?.failed ?? 0) }
+        return out
+    }
+
     /// RPCs each backend completed between two marks.
     func completed(from a: String, to b: String) -> [String: Int] {
         let start = marks[a] ?? [:]
@@ -396,6 +419,8 @@ struct DemoRecord: Sendable {
         marks[Self.final] = Self.totals(m)
         failed = m.channel.total.failed - (m.channel.total.codes[GRPCStatusName.unfinished] ?? 0)
         reconnectReasons = m.reconnectReasons
+        outlierLines = m.log.entries.map(\.text).filter { $0.hasPrefix("outlier detection: ") }
+        heldBack = m.subchannelRows.filter { m.isHeldBack($0) }.map { $0.endpoint.displayName }
     }
 
     static func totals(_ m: Model) -> [String: Counts] {

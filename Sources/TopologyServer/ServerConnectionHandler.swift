@@ -275,6 +275,9 @@ final class ServerConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if config.failRate > 0 && Double.random(in: 0..<1) < config.failRate {
             return sendTrailersOnly(sid, status: config.failCode, message: "injected failure (--fail-rate)")
         }
+        if config.failWhileNotServing && path == "/helloworld.Greeter/SayHello" && !server.isServing {
+            return sendTrailersOnly(sid, status: 14, message: "not serving (--fail-while-not-serving)")
+        }
         guard let request else { return sendTrailersOnly(sid, status: 13, message: "malformed request framing") }
         let reply: [UInt8]
         if path == "/helloworld.Greeter/SayHello" {

@@ -18,6 +18,9 @@ public struct ServerConfig: Sendable {
     public var jitterMs: Int64 = 0
     public var failRate: Double = 0
     public var failCode = 14
+    /// While NOT_SERVING (SIGUSR1), SayHello fails UNAVAILABLE ("not serving") — a pod whose
+    /// dependency is down; health checks keep answering NOT_SERVING.
+    public var failWhileNotServing = false
     public var maxConcurrentStreams: Int?
     /// gRFC A9: MAX_CONNECTION_AGE (±10 % jitter) and MAX_CONNECTION_AGE_GRACE.
     public var maxConnectionAgeMs: Int64?

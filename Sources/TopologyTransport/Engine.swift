@@ -60,8 +60,15 @@ public final class Engine: @unchecked Sendable {
     let resolver: any EndpointResolver
     let tlsContext: NIOSSLContext?
     let request: RequestTemplate
-    /// The Watch call of health checks (A17), when they are on.
-    let healthRequest: RequestTemplate?
+    /// The Watch call of health checks (A17), for the service the session checks now.
+    var healthRequest: RequestTemplate? {
+        guard let service = model.session?.healthCheckService else { return nil }
+        if let r = healthRequests[service] { return r }
+        let r = Self.makeHealthRequest(config, service: service)
+        healthRequests[service] = r
+        return r
+    }
+    private var healthRequests: [String: RequestTemplate] = [:]
 
     private let startNanos: UInt64
     private(set) var model = Model()
@@ -131,7 +138,6 @@ public final class Engine: @unchecked Sendable {
         self.traffic = config.traffic
         self.startNanos = NIODeadline.now().uptimeNanoseconds
         self.request = Self.makeRequest(config)
-        self.healthRequest = config.healthCheckService.map { Self.makeHealthRequest(config, service: $0) }
         self.attribution = BackendAttribution(identityHeader: config.identityHeader)
     }
 

@@ -8,7 +8,8 @@ extension Snapshot {
     public func table() -> String {
         var out = ""
         let fair = fairness.map { String(format: "%.2f", $0) } ?? "-"
-        out += "t=\(String(format: "%.1f", t))s  \(target)  \(policy)  channel \(channel)  "
+        let extras = (healthCheck != nil ? " +health" : "") + (outlierDetection.map { " +outlier (\($0.prefix { $0 != ";" }))" } ?? "")
+        out += "t=\(String(format: "%.1f", t))s  \(target)  \(policy)\(extras)  channel \(channel)  "
             + "\(String(format: "%.1f", rps)) rps  \(String(format: "%.1f", errorsPerSecond)) err/s  fairness \(fair) (\(fairnessWord))"
         if queued > 0 { out += "  queued \(queued)" }
         out += "\n"

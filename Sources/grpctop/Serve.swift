@@ -25,6 +25,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Delay before each unary reply (e.g. 5ms).") var delay = "0ms"
     @Option(help: "Extra random delay, uniform in [0, jitter].") var jitter = "0ms"
     @Option(name: .customLong("fail-rate"), help: "Fraction of unary RPCs to fail (0..1).") var failRate = 0.0
+    @Flag(name: .customLong("fail-while-not-serving"), help: "While NOT_SERVING (SIGUSR1), fail SayHello with UNAVAILABLE (a pod whose dependency is down).")
+    var failWhileNotServing = false
     @Option(name: .customLong("fail-code"), help: "grpc-status for injected failures (number or name).") var failCode = "UNAVAILABLE"
     @Option(name: .customLong("max-concurrent-streams"), help: "SETTINGS_MAX_CONCURRENT_STREAMS to announce.") var maxConcurrentStreams: Int?
     @Option(name: .customLong("max-connection-age"), help: "gRFC A9 max connection age (±10% jitter), e.g. 30s.") var maxConnectionAge: String?
@@ -65,6 +67,7 @@ struct Serve: ParsableCommand {
         config.delayMs = try parseDuration(delay, flag: "--delay")
         config.jitterMs = try parseDuration(jitter, flag: "--jitter")
         config.failRate = failRate
+        config.failWhileNotServing = failWhileNotServing
         config.failCode = code
         config.maxConcurrentStreams = maxConcurrentStreams
         config.maxConnectionAgeMs = try maxConnectionAge.map { try parseDuration($0, flag: "--max-connection-age") }

@@ -93,6 +93,26 @@ import Testing
         #expect(lr < rr)
     }
 
+    /// unhealthy: without health checks the NOT_SERVING pod's RPCs fail; with them it gets none,
+    /// stays connected, and comes back on the same connection.
+    @Test func unhealthy() throws {
+        let (checks, summary) = try play("unhealthy")
+        #expect((checks["without health checks the NOT_SERVING pod still gets RPCs, and they fail"]?.value ?? 0) > 0)
+        #expect(checks["with health checks it gets none"]?.value == 0)
+        #expect(checks["its connection stayed up (no reconnection)"]?.passed == true)
+        let failed = summary["failed"] as? Int ?? 0
+        #expect(failed > 0 && backends(summary)["web-7d9f8c6b5-xk2lp"]?["failed"] as? Int == failed, "failures only on the unhealthy pod")
+    }
+
+    /// outlier: the failing pod is ejected, let back, ejected for longer; healthy pods fail nothing.
+    @Test func outlier() throws {
+        let (checks, summary) = try play("outlier")
+        #expect((checks["ejected at least twice"]?.value ?? 0) >= 2)
+        #expect(checks["each ejection longer than the last"]?.passed == true)
+        let failed = summary["failed"] as? Int ?? 0
+        #expect(backends(summary)["web-7d9f8c6b5-xk2lp"]?["failed"] as? Int == failed)
+    }
+
     @Test func listAndBadScenario() throws {
         let list = try WatchRun(["--list"], subcommand: "demo")
         #expect(list.wait() == 0)
