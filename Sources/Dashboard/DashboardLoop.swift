@@ -73,6 +73,7 @@ public enum DashboardLoop {
                     switch c {
                     case .quit: break loop
                     case .setPolicy(let p): engine.submit(.policyChanged(p))
+                    case .setHealthCheck(let s): engine.submit(.healthCheckChanged(s))
                     case .setTraffic(let t): engine.submit(.trafficChanged(t))
                     case .reconnect(let id): engine.submit(.reconnectRequested(id))
                     case .nextScenario: demo?.next()

@@ -35,7 +35,7 @@ public enum ReplayLoop {
                         case .nextMarker: player.nextMarker()
                         case .previousMarker: player.previousMarker()
                         }
-                    case .setPolicy, .setTraffic, .reconnect, .resolveNow, .nextScenario, .marker, .watchChannel: break
+                    case .setPolicy, .setHealthCheck, .setTraffic, .reconnect, .resolveNow, .nextScenario, .marker, .watchChannel: break
                     }
                 }
             }

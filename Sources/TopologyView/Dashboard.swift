@@ -569,7 +569,7 @@ public enum Dashboard {
             y += 1
         }
         if y + 1 < bottom {
-            grid.put("  States: READY, CONNECTING, IDLE, TRANSIENT_FAILURE (TF), SHUTDOWN; conditions ready, draining (serving+terminating), not-ready.", x: 0, y: y + 1, role: .muted)
+            grid.put("  States: READY, CONNECTING, IDLE, TRANSIENT_FAILURE (TF), SHUTDOWN; READY · unhealthy / checking / ejected: connected, no picks (A17 health, A50 outlier detection); conditions ready, draining (serving+terminating), not-ready.", x: 0, y: y + 1, role: .muted)
         }
     }
 }

@@ -31,7 +31,7 @@ extension Key {
 public enum Action: String, Sendable, CaseIterable {
     case quit, help, focusNext, focusPrevious, up, down, pageUp, pageDown, top, bottom
     case details, back, sort, sortReverse, filter, pause, cyclePolicy, faster, slower, colors
-    case resolveNow, reconnect, nextScenario, marker
+    case resolveNow, reconnect, nextScenario, marker, toggleHealthCheck
     // grpctop replay
     case replayPause, seekBack, seekForward, seekBackLong, seekForwardLong, replaySlower, replayFaster
     case replayStart, replayEnd, nextMarker, previousMarker, goToTime
@@ -91,6 +91,7 @@ public enum KeyMap {
         KeyBinding(keys: [.char("-")], keyLabel: "-", hint: "rate", help: "halve the traffic rate", action: .slower, liveOnly: true, drivenOnly: true),
         KeyBinding(keys: [.char("r")], keyLabel: "r", hint: nil, help: "ask the resolver for a fresh answer now (DNS lookup, k8s relist)", action: .resolveNow, liveOnly: true, drivenOnly: true),
         KeyBinding(keys: [.char("x")], keyLabel: "x", hint: nil, help: "renew the selected subchannel's connection (a ClusterIP may move it)", action: .reconnect, liveOnly: true, drivenOnly: true),
+        KeyBinding(keys: [.char("H")], keyLabel: "H", hint: nil, help: "client-side health checking (A17) on or off, as --health-check", action: .toggleHealthCheck, liveOnly: true, drivenOnly: true),
         KeyBinding(keys: [.char("m")], keyLabel: "m", hint: nil, help: "mark this moment with a label (n/N find it in a replay)", action: .marker, liveOnly: true),
         KeyBinding(keys: [.char("c")], keyLabel: "c", hint: "colors", help: "colours on or off", action: .colors),
         KeyBinding(keys: [.char("n")], keyLabel: "n", hint: "next", help: "skip to the next demo scenario", action: .nextScenario, demoOnly: true),

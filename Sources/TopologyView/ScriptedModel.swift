@@ -6,10 +6,12 @@ public struct ScriptedModel {
     public var model = Model()
     var t: Millis = 0
 
-    public init(policy: LBPolicy = .roundRobin, identityHeader: String? = nil, target: String = "file:endpoints.txt", resolver: String = "file") {
+    public init(policy: LBPolicy = .roundRobin, identityHeader: String? = nil, target: String = "file:endpoints.txt", resolver: String = "file",
+                healthCheckService: String? = nil, outlierDetection: OutlierDetectionConfig? = nil) {
         send(.sessionStarted(SessionInfo(
             target: target, resolver: resolver, policy: policy, rpc: "Health/Check", identityHeader: identityHeader,
-            traffic: .rate(300), startedAt: 1_795_000_000, host: "test", version: "test")))
+            traffic: .rate(300), startedAt: 1_795_000_000, host: "test", version: "test",
+            healthCheckService: healthCheckService, outlierDetection: outlierDetection)))
     }
 
     public mutating func send(_ e: Event, after: Millis = 10) {
@@ -70,6 +72,29 @@ public struct ScriptedModel {
         s.resolve((0..<3).map { endpoint($0) })
         s.connect(1...3)
         s.traffic(seconds: 20, perTick: Dictionary(uniqueKeysWithValues: pods(3).map { ($0, 25) }))
+        return s.model
+    }
+
+    /// Health checks and outlier detection at work: p0 answers NOT_SERVING (READY · unhealthy),
+    /// p1 failed half its RPCs and is ejected (READY · ejected), p2 and p3 carry the traffic.
+    public static func healthAndOutlier() -> Model {
+        var od = OutlierDetectionConfig()
+        od.intervalMs = 1000
+        od.baseEjectionTimeMs = 10_000
+        od.maxEjectionPercent = 50
+        var f = OutlierDetectionConfig.FailurePercentage()
+        f.threshold = 30
+        f.minimumHosts = 3
+        f.requestVolume = 10
+        od.failurePercentage = f
+        var s = ScriptedModel(healthCheckService: "", outlierDetection: od)
+        s.resolve((0..<4).map { endpoint($0) })
+        s.connect(1...4)
+        for id in 1...4 { s.send(.subchannel(id, .health(.answered("SERVING")))) }
+        let p = pods(4)
+        s.traffic(seconds: 4, perTick: [p[0]: 18, p[1]: 18, p[2]: 18, p[3]: 18], failures: [p[1]: 9])
+        s.send(.subchannel(1, .health(.answered("NOT_SERVING"))))
+        s.traffic(seconds: 6, perTick: [p[2]: 25, p[3]: 25])
         return s.model
     }
 

@@ -52,6 +52,8 @@ public enum DetailTarget: Equatable, Sendable {
 public enum ViewCommand: Equatable, Sendable {
     case quit
     case setPolicy(LBPolicy)
+    /// Health checking on with this service, or off (nil).
+    case setHealthCheck(String?)
     case setTraffic(TrafficSetting)
     case reconnect(SubchannelID)
     case resolveNow
@@ -196,6 +198,7 @@ public struct ViewState: Sendable, Equatable {
         case .filter: editingFilter = true
         case .pause: paused.toggle()
         case .cyclePolicy: return [.setPolicy(model.policy.next)]
+        case .toggleHealthCheck: return [.setHealthCheck(model.session?.healthCheckService == nil ? "" : nil)]
         case .faster: return [.setTraffic(model.traffic.scaled(up: true))]
         case .slower: return [.setTraffic(model.traffic.scaled(up: false))]
         case .colors: colors.toggle()

@@ -34,6 +34,7 @@ import TopologyCore
     @Test(arguments: sizes) func podDeleted(w: Int, h: Int) throws { try Self.check("pod-deleted", Script.podDeleted(), width: w, height: h) }
     @Test(arguments: sizes) func backendInBackoff(w: Int, h: Int) throws { try Self.check("backoff", Script.backendInBackoff(), width: w, height: h) }
     @Test(arguments: sizes) func goAwayDrain(w: Int, h: Int) throws { try Self.check("goaway-drain", Script.goAwayDrain(), width: w, height: h) }
+    @Test(arguments: sizes) func healthAndOutlier(w: Int, h: Int) throws { try Self.check("health-outlier", Script.healthAndOutlier(), width: w, height: h) }
     @Test(arguments: sizes) func thousandEndpoints(w: Int, h: Int) throws { try Self.check("1000-endpoints", Script.thousandEndpoints(), width: w, height: h) }
 
     @Test func asciiAndSmall() throws {

@@ -138,6 +138,10 @@ import TopologyCore
         #expect(s.handle(.char("l"), rows: rows(s), model: model) == [.setPolicy(.pickFirst)])
         #expect(s.handle(.char("+"), rows: rows(s), model: model) == [.setTraffic(.rate(600))])
         #expect(s.handle(.char("-"), rows: rows(s), model: model) == [.setTraffic(.rate(150))])
+        // H: health checking on (service ""), and off again where it is on.
+        #expect(s.handle(.char("H"), rows: rows(s), model: model) == [.setHealthCheck("")])
+        let checked = Script.healthAndOutlier()
+        #expect(s.handle(.char("H"), rows: rows(s), model: checked) == [.setHealthCheck(nil)])
         #expect(s.handle(.char("q"), rows: rows(s), model: model) == [.quit])
         #expect(s.handle(.ctrlC, rows: rows(s), model: model) == [.quit])
         _ = s.handle(.char("p"), rows: rows(s), model: model)
