@@ -44,16 +44,9 @@ extension DemoScenario {
 
     /// A50 as the story runs it: one-second sweeps, 2 s base ejection, failure percentage > 30 %.
     static let outlierConfig: OutlierDetectionConfig = {
-        var c = OutlierDetectionConfig()
-        c.intervalMs = 1000
-        c.baseEjectionTimeMs = 2000
+        var c = OutlierDetectionConfig.failurePercentage(threshold: 30, minimumHosts: 3, requestVolume: 10, intervalMs: 1000,
+                                                         baseEjectionTimeMs: 2000, maxEjectionPercent: 50)
         c.maxEjectionTimeMs = 30_000
-        c.maxEjectionPercent = 50
-        var f = OutlierDetectionConfig.FailurePercentage()
-        f.threshold = 30
-        f.minimumHosts = 3
-        f.requestVolume = 10
-        c.failurePercentage = f
         return c
     }()
 

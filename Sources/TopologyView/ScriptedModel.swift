@@ -78,15 +78,8 @@ public struct ScriptedModel {
     /// Health checks and outlier detection at work: p0 answers NOT_SERVING (READY · unhealthy),
     /// p1 failed half its RPCs and is ejected (READY · ejected), p2 and p3 carry the traffic.
     public static func healthAndOutlier() -> Model {
-        var od = OutlierDetectionConfig()
-        od.intervalMs = 1000
-        od.baseEjectionTimeMs = 10_000
-        od.maxEjectionPercent = 50
-        var f = OutlierDetectionConfig.FailurePercentage()
-        f.threshold = 30
-        f.minimumHosts = 3
-        f.requestVolume = 10
-        od.failurePercentage = f
+        let od = OutlierDetectionConfig.failurePercentage(threshold: 30, minimumHosts: 3, requestVolume: 10, intervalMs: 1000,
+                                                          baseEjectionTimeMs: 10_000, maxEjectionPercent: 50)
         var s = ScriptedModel(healthCheckService: "", outlierDetection: od)
         s.resolve((0..<4).map { endpoint($0) })
         s.connect(1...4)

@@ -92,6 +92,8 @@ struct Watch: ParsableCommand {
 
     // Recording
     @Option(help: "Record the session's events to FILE (FILE.gz compresses) for grpctop replay.") var record: String?
+    @Option(name: .customLong("keyframe-every"), help: "With --record: session time between keyframes (1s to 10m; default 20s). Shorter: faster seeks, larger files.")
+    var keyframeEvery: String?
     @Option(name: .customLong("envoy-admin"), help: "Also show the proxy's own view: its admin API (http://127.0.0.1:15000 for Istio's sidecar), polled every --interval.")
     var envoyAdmin: String?
     @Option(name: .customLong("envoy-cluster"), help: "The Envoy cluster to show with --envoy-admin (default: the one with most requests).")
@@ -123,8 +125,15 @@ struct Watch: ParsableCommand {
         }
         defer { if let yaml = rbacHelp.get() { RBACHelp.print(yaml) } }
         let keep = keepHeaders.filter { k in !redactHeaders.contains { $0.lowercased() == k.lowercased() } }
+        var keyframeMs = RecordingWriter.defaultKeyframeEveryMs
+        if let k = keyframeEvery {
+            keyframeMs = try parseDuration(k, flag: "--keyframe-every")
+            guard (1000...600_000).contains(keyframeMs) else { throw UsageFailure("--keyframe-every \(k) must be from 1s to 10m") }
+            guard record != nil else { throw UsageFailure("--keyframe-every needs --record FILE") }
+        }
         let recorder = try record.map {
-            try RecordingWriter.open($0, target: target, headers: headers, keepHeaders: keep, secrets: [etcdOptions.etcdPassword].compactMap { $0 })
+            try RecordingWriter.open($0, target: target, headers: headers, keepHeaders: keep, secrets: [etcdOptions.etcdPassword].compactMap { $0 },
+                                     keyframeEveryMs: keyframeMs)
         }
         defer { recorder?.finish() }
         let summary = useBatch ? try runBatch(options, recorder: recorder) : try runDashboard(options, recorder: recorder)
@@ -415,12 +424,13 @@ struct KubeRBACCommand: ParsableCommand {
 extension RecordingWriter {
     /// A recorder for `--record PATH`: the header with this command line, secrets redacted; a
     /// file that cannot be created is one line and exit 2.
-    static func open(_ path: String, target: String, headers: [String] = [], keepHeaders: [String] = [], secrets: [String] = []) throws -> RecordingWriter {
+    static func open(_ path: String, target: String, headers: [String] = [], keepHeaders: [String] = [], secrets: [String] = [],
+                     keyframeEveryMs: Millis = RecordingWriter.defaultKeyframeEveryMs) throws -> RecordingWriter {
         do {
             return try RecordingWriter(path: path, header: RecordingHeader(
                 grpctop: GRPCTop.version, target: target,
                 options: Redaction.options(Array(CommandLine.arguments.dropFirst()), headers: headers, keep: keepHeaders, secrets: secrets),
-                startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName))
+                startedAt: Date().timeIntervalSince1970, host: ProcessInfo.processInfo.hostName), keyframeEveryMs: keyframeEveryMs)
         } catch {
             throw UsageFailure(error.description)
         }

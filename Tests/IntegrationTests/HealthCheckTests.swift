@@ -154,6 +154,7 @@ import Testing
         #expect(counts.last == 1)
     }
 
+    /// Bad values of this flags (and --keyframe-every): one line, exit 2.
     @Test func badFlags() throws {
         let cases: [([String], String)] = [
             (["--outlier-detection", "interval=1s"], "--outlier-detection 'interval=1s' enables neither success-rate nor failure-percentage"),
@@ -161,6 +162,8 @@ import Testing
             (["--outlier-detection", "{\"interval\":5}"], "\"interval\" is not a duration"),
             (["--health-check-service", "x"], "--health-check-service needs --health-check"),
             (["--health-check=a\u{1}b"], "must be a service name"),
+            (["--keyframe-every", "500ms", "--record", tempDir() + "/r.jsonl"], "--keyframe-every 500ms must be from 1s to 10m"),
+            (["--keyframe-every", "5s"], "--keyframe-every needs --record FILE"),
         ]
         for (args, words) in cases {
             let run = try WatchRun(["127.0.0.1:1", "--batch", "--duration", "1s"] + args)

@@ -125,15 +125,8 @@ import Testing
     /// Outlier detection through the model: the session's config wraps the user's policy (and
     /// the one `l` switches to), rows and snapshots say ejected, why and when back.
     @Test func outlierDetectionWrapsThePolicy() throws {
-        var od = OutlierDetectionConfig()
-        od.intervalMs = 1000
-        od.baseEjectionTimeMs = 2000
-        od.maxEjectionPercent = 50
-        var f = OutlierDetectionConfig.FailurePercentage()
-        f.threshold = 30
-        f.minimumHosts = 3
-        f.requestVolume = 10
-        od.failurePercentage = f
+        let od = OutlierDetectionConfig.failurePercentage(threshold: 30, minimumHosts: 3, requestVolume: 10, intervalMs: 1000,
+                                                          baseEjectionTimeMs: 2000, maxEjectionPercent: 50)
         var r = Rig(service: nil, outlier: od)
         r.connectAll()
         let ids = r.m.subchannels.keys.sorted()

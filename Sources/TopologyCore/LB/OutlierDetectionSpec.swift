@@ -150,6 +150,22 @@ extension OutlierDetectionConfig {
         init(_ d: String) { description = d }
     }
 
+    /// The failure-percentage algorithm alone, with these numbers (what demos and tests run).
+    public static func failurePercentage(threshold: Int, minimumHosts: Int, requestVolume: Int, intervalMs: Millis,
+                                         baseEjectionTimeMs: Millis, maxEjectionPercent: Int) -> OutlierDetectionConfig {
+        var c = OutlierDetectionConfig()
+        c.intervalMs = intervalMs
+        c.baseEjectionTimeMs = baseEjectionTimeMs
+        c.maxEjectionTimeMs = max(c.maxEjectionTimeMs, baseEjectionTimeMs)
+        c.maxEjectionPercent = maxEjectionPercent
+        var f = FailurePercentage()
+        f.threshold = threshold
+        f.minimumHosts = minimumHosts
+        f.requestVolume = requestVolume
+        c.failurePercentage = f
+        return c
+    }
+
     /// One line: what runs, with which numbers.
     public var summary: String {
         var parts = ["interval \(formatDuration(intervalMs))", "ejection \(formatDuration(baseEjectionTimeMs))×n up to \(formatDuration(max(baseEjectionTimeMs, maxEjectionTimeMs)))",
