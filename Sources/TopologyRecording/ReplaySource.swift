@@ -238,7 +238,11 @@ public final class ReplaySource: @unchecked Sendable {
         var rebuilt = false, truncated = false
         var damaged: RecordingError?
         let index: RecordingIndex, indexOffset: Int64
-        if let (found, at) = findIndex(fd: fd, size: size, compressed: compressed), validate(found, indexOffset: at),
+        // A file whose first line is no recording header goes straight to the scan, which stops
+        // at that line and says why (looking for an index at the end of a gzip bomb first would
+        // inflate megabytes for nothing).
+        if firstLineIsHeader(fd: fd, size: size, compressed: compressed), let (found, at) = findIndex(fd: fd, size: size, compressed: compressed),
+           validate(found, indexOffset: at),
            matchesFile(found, indexOffset: at, fd: fd, compressed: compressed) {
             (index, indexOffset) = (found, at)
         } else if let r = IndexRecovery.scan(fd: fd, size: size, compressed: compressed) {
@@ -324,6 +328,15 @@ public final class ReplaySource: @unchecked Sendable {
     }
 
     /// The index line at the end of the file, and where it starts.
+    /// Whether the file starts with a line that names the recording format (a cheap look at the
+    /// first 256 kB; anything else is left to the scan's verdict).
+    static func firstLineIsHeader(fd: Int32, size: Int64, compressed: Bool) -> Bool {
+        guard let head = pread(fd, 0..<min(size, 256 << 10)) else { return false }
+        let plain = compressed ? inflate(head[...], limit: RecordingCodec.maxHeaderBytes + 1).0 : head
+        guard let nl = plain.prefix(RecordingCodec.maxHeaderBytes + 1).firstIndex(of: 0x0A) else { return false }
+        return plain[plain.startIndex..<nl].range(of: Data(IndexRecovery.LineScanner.formatName)) != nil
+    }
+
     private static func findIndex(fd: Int32, size: Int64, compressed: Bool) -> (RecordingIndex, Int64)? {
         let decoder = RecordingCodec.decoder()
         func decode(_ line: Data) -> RecordingIndex? {
@@ -343,7 +356,10 @@ public final class ReplaySource: @unchecked Sendable {
                     i -= 1
                     guard data[i] == magic[0], data[i + 1] == magic[1], data[i + 2] == magic[2] else { continue }
                     tries += 1
-                    let (out, complete) = inflate(data[i...], limit: 16 << 20)
+                    // An index line is small (a day of 20 s keyframes: ~170 kB); a member that
+                    // inflates past 2 MiB is not it — and 64 tries of 16 MiB each cost seconds
+                    // on a gzip bomb. A larger index is rebuilt by the scan instead.
+                    let (out, complete) = inflate(data[i...], limit: 2 << 20)
                     guard complete, out.last == 0x0A, out.dropLast().firstIndex(of: 0x0A) == nil else { continue }
                     if let index = decode(Data(out.dropLast())) { return (index, start + Int64(i - data.startIndex)) }
                 }

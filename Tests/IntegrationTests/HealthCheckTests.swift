@@ -11,13 +11,15 @@ import Testing
 
     /// A pod turned NOT_SERVING is shown `READY · unhealthy` within an answer and gets no RPCs
     /// while its connection stays (same local port); SERVING again, it takes its share on that
-    /// same connection. Every connection carries one Watch stream (`+1` of its slots).
+    /// same connection. Every connection carries one Watch stream (`+1` of its slots). The
+    /// recording replays to the same snapshots.
     @Test func notServingTakesAPodOutWhileConnected() throws {
         let pods = try ["pod-a", "pod-b", "pod-c"].map { try Backend(name: $0) }
         defer { for p in pods { p.stop() } }
         let b = pods[1]
+        let path = tempDir() + "/health.jsonl.gz"
         let run = try WatchRun(["ipv4:" + pods.map(\.address).joined(separator: ","), "--health-check", "--rpc", "greeter",
-                                "--rps", "150", "--interval", "250ms", "--duration", "8s", "--batch", "--output", "json"])
+                                "--rps", "150", "--interval", "250ms", "--duration", "8s", "--batch", "--output", "json", "--record", path])
         let serving = run.waitForSnapshot { s in
             s.rows("subchannels").count == 3 && s.rows("subchannels").allSatisfy { $0.dict("health").string("status") == "SERVING" && $0.int("started") > 0 }
         }
@@ -41,6 +43,9 @@ import Testing
         #expect(back.map { sub($0, b.address).string("local") == local } ?? false)
         #expect(run.wait() == 0)
         #expect(run.summary?.int("failed") == 0, "\(run.summary ?? [:])")
+        // The recording carries the health reports: its replay prints what the live run did.
+        let replay = try WatchRun([path, "--batch", "--output", "json"], subcommand: "replay")
+        #expect(replay.wait() == 0 && replay.out.all == run.out.all, "\(replay.err.all)")
     }
 
     /// grpcio's standard health service for a named service (`--health-check=helloworld.Greeter`)
