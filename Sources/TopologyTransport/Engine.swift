@@ -142,34 +142,31 @@ public final class Engine: @unchecked Sendable {
     }
 
     static func makeRequest(_ config: EngineConfig) -> RequestTemplate {
+        let body = GRPCFrame.buffer(config.rpc.payload, allocator: ByteBufferAllocator())
+        return RequestTemplate(headers: headers(config, path: config.rpc.path, timeoutMs: config.timeoutMs), body: body)
+    }
+
+    /// A call's request headers: pseudo-headers, gRPC's, the deadline when there is one, and
+    /// the channel's `-H` metadata.
+    static func headers(_ config: EngineConfig, path: String, timeoutMs: Int64?) -> HPACKHeaders {
         var headers = HPACKHeaders()
         headers.add(name: ":method", value: "POST")
         headers.add(name: ":scheme", value: config.tls == nil ? "http" : "https")
-        headers.add(name: ":path", value: config.rpc.path)
+        headers.add(name: ":path", value: path)
         headers.add(name: ":authority", value: config.authority)
         headers.add(name: "content-type", value: "application/grpc")
         headers.add(name: "te", value: "trailers")
         headers.add(name: "user-agent", value: "grpctop/\(config.version)")
-        headers.add(name: "grpc-timeout", value: grpcTimeoutHeader(ms: config.timeoutMs))
+        if let t = timeoutMs { headers.add(name: "grpc-timeout", value: grpcTimeoutHeader(ms: t)) }
         for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
-        let body = GRPCFrame.buffer(config.rpc.payload, allocator: ByteBufferAllocator())
-        return RequestTemplate(headers: headers, body: body)
+        return headers
     }
 
     /// `grpc.health.v1.Health/Watch` with `HealthCheckRequest{service}`: no deadline (it lives as
     /// long as the connection), the channel's metadata (A17: call credentials go with it).
     static func makeHealthRequest(_ config: EngineConfig, service: String) -> RequestTemplate {
-        var headers = HPACKHeaders()
-        headers.add(name: ":method", value: "POST")
-        headers.add(name: ":scheme", value: config.tls == nil ? "http" : "https")
-        headers.add(name: ":path", value: "/grpc.health.v1.Health/Watch")
-        headers.add(name: ":authority", value: config.authority)
-        headers.add(name: "content-type", value: "application/grpc")
-        headers.add(name: "te", value: "trailers")
-        headers.add(name: "user-agent", value: "grpctop/\(config.version)")
-        for (k, v) in config.metadata { headers.add(name: k.lowercased(), value: v) }
         let body = GRPCFrame.buffer(service.isEmpty ? [] : ProtoWire.stringMessage(service), allocator: ByteBufferAllocator())
-        return RequestTemplate(headers: headers, body: body)
+        return RequestTemplate(headers: headers(config, path: "/grpc.health.v1.Health/Watch", timeoutMs: nil), body: body)
     }
 
     /// Milliseconds since the engine was created: the time stamped on events.

@@ -293,7 +293,9 @@ final class Subchannel: ClientConnectionDelegate, @unchecked Sendable {
         guard connection === current, healthWanted else { return }
         healthAnswered = true
         healthBackoff.reset()
-        let word = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"][Int(min(status, 4) == 4 ? 0 : status)]
+        // HealthCheckResponse.ServingStatus; a value it does not define reads as UNKNOWN.
+        let words = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"]
+        let word = status < UInt64(words.count) ? words[Int(status)] : "UNKNOWN"
         engine.emit(.subchannel(id, .health(.answered(word))))
     }
 
